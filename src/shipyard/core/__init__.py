@@ -1,0 +1,1 @@
+"""Shared machinery: resources, store, controllers, scheduler, artifacts, config."""

@@ -1,0 +1,601 @@
+"""The resource store: SQLAlchemy 2 over SQLite (default, WAL) or PostgreSQL.
+
+Every write is one transaction that updates the resource row, its label and owner index rows
+and appends one event to the ordered event log; the event's number is the object's new
+``resourceVersion`` (a global revision, like etcd's). Writes are serialised in-process, so
+revisions are assigned in commit order and watchers never see them out of order. One control
+plane process writes to a store at a time.
+
+Objects are kept as JSON text so the REST list path can send rows without re-encoding them.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shipyard.core import selectors
+from shipyard.core.resource import Obj, now_iso
+from shipyard.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound
+
+log = logging.getLogger(__name__)
+
+SCHEMA_HEAD = "0001"
+
+_md = sa.MetaData()
+resources = sa.Table(
+    "resources",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String),
+    sa.Column("namespace", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("uid", sa.String),
+    sa.Column("rv", sa.BigInteger),
+    sa.Column("phase", sa.String),
+    sa.Column("data", sa.Text),
+)
+labels_t = sa.Table(
+    "labels",
+    _md,
+    sa.Column("resource_id", sa.Integer),
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.String),
+)
+owners_t = sa.Table(
+    "owners", _md, sa.Column("resource_id", sa.Integer), sa.Column("owner_uid", sa.String)
+)
+events_t = sa.Table(
+    "events",
+    _md,
+    sa.Column("rv", sa.BigInteger, primary_key=True),
+    sa.Column("kind", sa.String),
+    sa.Column("namespace", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("type", sa.String),
+    sa.Column("data", sa.Text),
+)
+meta_t = sa.Table("store_meta", _md, sa.Column("key", sa.String), sa.Column("value", sa.String))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: ``type`` is ADDED, MODIFIED or DELETED; ``obj`` the object after it."""
+
+    type: str
+    kind: str
+    obj: Obj
+    rv: int
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"].get("namespace") or "")
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
+@dataclass
+class ListResult:
+    items: list[Obj]
+    continue_: str | None
+    rv: int
+
+
+@dataclass
+class RawList:
+    """A page of objects as JSON bytes, for the REST fast path."""
+
+    items: list[bytes]
+    continue_: str | None
+    rv: int
+
+
+Listener = Callable[[Event], None]
+
+
+def _dumps(obj: Obj) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _engine_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _encode_continue(namespace: str, name: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([namespace, name])).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, str]:
+    try:
+        ns, name = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(ns), str(name)
+    except Exception:
+        raise BadRequest(
+            "invalid continue token: pass back the value from the previous page",
+            field="continue",
+        ) from None
+
+
+class Store:
+    """Resources with optimistic concurrency, cascading deletes and a watchable event log."""
+
+    def __init__(self, url: str, *, event_retention: int = 200_000) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite and ":///" in url and not url.endswith(":memory:"):
+            Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        else:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: Engine = sa.create_engine(_engine_url(url), **kwargs)
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._retention = event_retention
+        self._writes_since_compact = 0
+        with self.engine.connect() as conn:
+            self._rv = int(conn.execute(sa.select(sa.func.max(events_t.c.rv))).scalar() or 0)
+            self._compacted = int(self._meta(conn, "compacted_rv") or 0)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.engine.connect() as conn:
+            insp = sa.inspect(conn)
+            if insp.has_table("alembic_version"):
+                current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                if current == SCHEMA_HEAD:
+                    return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @staticmethod
+    def _meta(conn: Connection, key: str) -> str | None:
+        row = conn.execute(sa.select(meta_t.c.value).where(meta_t.c.key == key)).first()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- watch ----------------------------------------------------------------------------
+
+    @property
+    def rv(self) -> int:
+        return self._rv
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` after every committed write, in revision order."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def events_since(
+        self, rv: int, *, kind: str | None = None, namespace: str | None = None, limit: int = 5000
+    ) -> list[Event]:
+        """Events after revision ``rv`` (oldest first). Raises Gone if already compacted."""
+        if rv < self._compacted:
+            raise Gone(
+                f"resourceVersion {rv} is too old (the event log starts after {self._compacted});"
+                " list again and watch from the list's resourceVersion"
+            )
+        q = sa.select(events_t).where(events_t.c.rv > rv).order_by(events_t.c.rv).limit(limit)
+        if kind:
+            q = q.where(events_t.c.kind == kind)
+        if namespace:
+            q = q.where(events_t.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [Event(r.type, r.kind, orjson.loads(r.data), r.rv) for r in rows]
+
+    @contextmanager
+    def watch(
+        self,
+        *,
+        since: int | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+    ) -> Iterator[Callable[[float | None], list[Event]]]:
+        """A blocking watch for threads: yields ``next(timeout)`` returning new events.
+
+        Starts after revision ``since`` (default: now). Events are never skipped or repeated.
+        """
+        cond = threading.Condition()
+        buffer: list[Event] = []
+
+        def listener(ev: Event) -> None:
+            if (kind and ev.kind != kind) or (namespace and ev.namespace != namespace):
+                return
+            with cond:
+                buffer.append(ev)
+                cond.notify_all()
+
+        unsubscribe = self.subscribe(listener)
+        last = self._rv if since is None else since
+        backlog = (
+            self.events_since(last, kind=kind, namespace=namespace) if since is not None else []
+        )
+        try:
+            pending = list(backlog)
+
+            def next_events(timeout: float | None) -> list[Event]:
+                nonlocal last, pending
+                with cond:
+                    if not pending and not buffer:
+                        cond.wait(timeout)
+                    out = pending + buffer
+                    pending = []
+                    buffer.clear()
+                fresh = [e for e in out if e.rv > last]
+                if fresh:
+                    last = fresh[-1].rv
+                return fresh
+
+            yield next_events
+        finally:
+            unsubscribe()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        obj = self.try_get(kind, namespace, name)
+        if obj is None:
+            what = kind.rsplit("/", 1)[-1]
+            where = f" in namespace {namespace!r}" if namespace else ""
+            raise NotFound(f"{what} {name!r} not found{where}")
+        return obj
+
+    def try_get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        q = sa.select(resources.c.data).where(
+            resources.c.kind == kind, resources.c.namespace == namespace, resources.c.name == name
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return orjson.loads(row[0]) if row else None
+
+    def get_by_uid(self, uid: str) -> tuple[str, Obj] | None:
+        q = sa.select(resources.c.kind, resources.c.data).where(resources.c.uid == uid)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return (row[0], orjson.loads(row[1])) if row else None
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        selector: str | list[selectors.Requirement] | None = None,
+        phase: str | None = None,
+        owner_uid: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+    ) -> ListResult:
+        raw = self.list_raw(
+            kind,
+            namespace,
+            selector=selector,
+            phase=phase,
+            owner_uid=owner_uid,
+            limit=limit,
+            continue_=continue_,
+        )
+        return ListResult([orjson.loads(b) for b in raw.items], raw.continue_, raw.rv)
+
+    def list_raw(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        selector: str | list[selectors.Requirement] | None = None,
+        phase: str | None = None,
+        owner_uid: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+    ) -> RawList:
+        reqs = selectors.parse(selector) if isinstance(selector, str) else (selector or [])
+        r = resources.c
+        q = sa.select(r.namespace, r.name, r.data).where(r.kind == kind)
+        if namespace is not None:
+            q = q.where(r.namespace == namespace)
+        if phase:
+            phases = phase.split(",")
+            q = q.where(r.phase.in_(phases)) if len(phases) > 1 else q.where(r.phase == phase)
+        if owner_uid:
+            q = q.where(
+                r.id.in_(sa.select(owners_t.c.resource_id).where(owners_t.c.owner_uid == owner_uid))
+            )
+        for req in reqs:
+            sub = sa.select(labels_t.c.resource_id).where(labels_t.c.key == req.key)
+            if req.op in ("in", "notin"):
+                sub = sub.where(labels_t.c.value.in_(req.values))
+            q = q.where(r.id.in_(sub) if req.op in ("in", "exists") else r.id.not_in(sub))
+        if continue_:
+            ns, nm = _decode_continue(continue_)
+            q = q.where(sa.tuple_(r.namespace, r.name) > sa.tuple_(sa.literal(ns), sa.literal(nm)))
+        q = q.order_by(r.namespace, r.name)
+        if limit:
+            q = q.limit(limit + 1)
+        rv = self._rv
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        token = None
+        if limit and len(rows) > limit:
+            rows = rows[:limit]
+            token = _encode_continue(rows[-1][0], rows[-1][1])
+        return RawList([row[2].encode() for row in rows], token, rv)
+
+    def count(self, kind: str, namespace: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(resources).where(resources.c.kind == kind)
+        if namespace is not None:
+            q = q.where(resources.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[tuple[Connection, list[Event]]]:
+        """One write transaction; listeners hear its events after commit, in order."""
+        with self._lock:
+            events: list[Event] = []
+            rv_before = self._rv
+            try:
+                with self.engine.begin() as conn:
+                    yield conn, events
+            except BaseException:
+                self._rv = rv_before
+                raise
+            for ev in events:
+                for listener in list(self._listeners):
+                    try:
+                        listener(ev)
+                    except Exception:  # a broken watcher must not break writers
+                        log.exception("watch listener failed")
+            self._writes_since_compact += len(events)
+            if self._writes_since_compact > max(1000, self._retention // 10):
+                self._writes_since_compact = 0
+                self.compact()
+
+    def _next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _emit(self, conn: Connection, events: list[Event], etype: str, kind: str, obj: Obj) -> None:
+        rv = int(obj["metadata"]["resourceVersion"])
+        conn.execute(
+            events_t.insert().values(
+                rv=rv,
+                kind=kind,
+                namespace=obj["metadata"].get("namespace") or "",
+                name=obj["metadata"]["name"],
+                type=etype,
+                data=_dumps(obj),
+            )
+        )
+        events.append(Event(etype, kind, obj, rv))
+
+    @staticmethod
+    def _write_index(conn: Connection, rid: int, obj: Obj, *, replace: bool) -> None:
+        md = obj["metadata"]
+        if replace:
+            conn.execute(labels_t.delete().where(labels_t.c.resource_id == rid))
+            conn.execute(owners_t.delete().where(owners_t.c.resource_id == rid))
+        labels = md.get("labels") or {}
+        if labels:
+            conn.execute(
+                labels_t.insert(),
+                [{"resource_id": rid, "key": k, "value": v} for k, v in labels.items()],
+            )
+        uids = {ref["uid"] for ref in md.get("ownerReferences") or [] if ref.get("uid")}
+        if uids:
+            conn.execute(owners_t.insert(), [{"resource_id": rid, "owner_uid": u} for u in uids])
+
+    def create(self, kind: str, obj: Obj, *, phase: str | None = None) -> Obj:
+        """Insert a new object; fills uid, resourceVersion, generation, creationTimestamp."""
+        md = obj["metadata"]
+        ns = md.get("namespace") or ""
+        with self._tx() as (conn, events):
+            if not md.get("name") and md.get("generateName"):
+                md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+            md["uid"] = str(uuid.uuid4())
+            md["generation"] = 1
+            md["creationTimestamp"] = now_iso()
+            md.pop("deletionTimestamp", None)
+            md["resourceVersion"] = str(self._next_rv())
+            try:
+                rid = conn.execute(
+                    resources.insert().values(
+                        kind=kind,
+                        namespace=ns,
+                        name=md["name"],
+                        uid=md["uid"],
+                        rv=int(md["resourceVersion"]),
+                        phase=phase or (obj.get("status") or {}).get("phase"),
+                        data=_dumps(obj),
+                    )
+                ).inserted_primary_key[0]
+            except sa.exc.IntegrityError:
+                where = f" in namespace {ns!r}" if ns else ""
+                raise AlreadyExists(
+                    f"{obj.get('kind', kind)} {md['name']!r} already exists{where}; "
+                    "use apply to update it or delete it first"
+                ) from None
+            self._write_index(conn, rid, obj, replace=False)
+            self._emit(conn, events, "ADDED", kind, obj)
+        return obj
+
+    def _current(self, conn: Connection, kind: str, ns: str, name: str) -> tuple[int, Obj]:
+        row = conn.execute(
+            sa.select(resources.c.id, resources.c.data).where(
+                resources.c.kind == kind, resources.c.namespace == ns, resources.c.name == name
+            )
+        ).first()
+        if row is None:
+            where = f" in namespace {ns!r}" if ns else ""
+            raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
+        return int(row[0]), orjson.loads(row[1])
+
+    @staticmethod
+    def _check_rv(cur: Obj, expected: str | int | None) -> None:
+        if expected is not None and str(expected) != cur["metadata"]["resourceVersion"]:
+            raise Conflict(
+                f"the object has been modified (resourceVersion {expected} is stale, current is "
+                f"{cur['metadata']['resourceVersion']}); get it again and re-apply your change",
+                field="metadata.resourceVersion",
+            )
+
+    def _save(
+        self, conn: Connection, events: list[Event], kind: str, rid: int, obj: Obj, *, index: bool
+    ) -> Obj:
+        obj["metadata"]["resourceVersion"] = str(self._next_rv())
+        md = obj["metadata"]
+        if md.get("deletionTimestamp") and not md.get("finalizers"):
+            self._remove(conn, events, kind, rid, obj)
+            return obj
+        conn.execute(
+            resources.update()
+            .where(resources.c.id == rid)
+            .values(
+                rv=int(md["resourceVersion"]),
+                phase=(obj.get("status") or {}).get("phase"),
+                data=_dumps(obj),
+            )
+        )
+        if index:
+            self._write_index(conn, rid, obj, replace=True)
+        self._emit(conn, events, "MODIFIED", kind, obj)
+        return obj
+
+    def update(self, kind: str, obj: Obj, *, check_rv: bool = True) -> Obj:
+        """Replace metadata (labels, annotations, owners, finalizers) and spec; keep status.
+
+        With ``check_rv`` a resourceVersion in ``obj`` must be current (else Conflict).
+        Generation moves when the spec changes.
+        """
+        md_in = obj["metadata"]
+        ns = md_in.get("namespace") or ""
+        with self._tx() as (conn, events):
+            rid, cur = self._current(conn, kind, ns, md_in["name"])
+            if check_rv:
+                self._check_rv(cur, md_in.get("resourceVersion"))
+            new: Obj = {k: v for k, v in obj.items() if k != "status"}
+            if "status" in cur:
+                new["status"] = cur["status"]
+            md = new["metadata"] = dict(md_in)
+            for keep in ("uid", "creationTimestamp", "generation", "deletionTimestamp"):
+                if keep in cur["metadata"]:
+                    md[keep] = cur["metadata"][keep]
+                else:
+                    md.pop(keep, None)
+            if new.get("spec") != cur.get("spec"):
+                md["generation"] = int(cur["metadata"].get("generation", 1)) + 1
+            return self._save(conn, events, kind, rid, new, index=True)
+
+    def update_status(
+        self, kind: str, namespace: str, name: str, status: Obj, *, rv: str | int | None = None
+    ) -> Obj:
+        """Write only ``status``. With ``rv``, refuse if the object changed since."""
+        with self._tx() as (conn, events):
+            rid, cur = self._current(conn, kind, namespace, name)
+            self._check_rv(cur, rv)
+            cur["status"] = status
+            return self._save(conn, events, kind, rid, cur, index=False)
+
+    def delete(self, kind: str, namespace: str, name: str, *, rv: str | int | None = None) -> Obj:
+        """Delete an object and, cascading, everything it owns.
+
+        Objects with finalizers get a deletionTimestamp and go when their finalizers are
+        removed (by ``update``). Returns the object as last seen.
+        """
+        with self._tx() as (conn, events):
+            rid, cur = self._current(conn, kind, namespace, name)
+            self._check_rv(cur, rv)
+            return self._delete_one(conn, events, kind, rid, cur)
+
+    def _delete_one(
+        self, conn: Connection, events: list[Event], kind: str, rid: int, cur: Obj
+    ) -> Obj:
+        md = cur["metadata"]
+        if md.get("finalizers"):
+            if md.get("deletionTimestamp"):
+                return cur
+            self._cascade(conn, events, md["uid"])
+            md["deletionTimestamp"] = now_iso()
+            return self._save(conn, events, kind, rid, cur, index=False)
+        md["resourceVersion"] = str(self._next_rv())
+        self._remove(conn, events, kind, rid, cur)
+        return cur
+
+    def _remove(self, conn: Connection, events: list[Event], kind: str, rid: int, obj: Obj) -> None:
+        conn.execute(labels_t.delete().where(labels_t.c.resource_id == rid))
+        conn.execute(owners_t.delete().where(owners_t.c.resource_id == rid))
+        conn.execute(resources.delete().where(resources.c.id == rid))
+        self._emit(conn, events, "DELETED", kind, obj)
+        self._cascade(conn, events, obj["metadata"]["uid"])
+
+    def _cascade(self, conn: Connection, events: list[Event], owner_uid: str) -> None:
+        rows = conn.execute(
+            sa.select(resources.c.id, resources.c.kind, resources.c.data).where(
+                resources.c.id.in_(
+                    sa.select(owners_t.c.resource_id).where(owners_t.c.owner_uid == owner_uid)
+                )
+            )
+        ).all()
+        for rid, kind, data in rows:
+            child = orjson.loads(data)
+            if child["metadata"].get("deletionTimestamp"):
+                continue
+            self._delete_one(conn, events, kind, rid, child)
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Drop events older than the retention window (watchers from there get Gone)."""
+        with self._lock:
+            cutoff = self._rv - self._retention
+            if cutoff <= self._compacted:
+                return
+            with self.engine.begin() as conn:
+                conn.execute(events_t.delete().where(events_t.c.rv <= cutoff))
+                conn.execute(meta_t.delete().where(meta_t.c.key == "compacted_rv"))
+                conn.execute(meta_t.insert().values(key="compacted_rv", value=str(cutoff)))
+            self._compacted = cutoff

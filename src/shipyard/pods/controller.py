@@ -1,0 +1,166 @@
+"""The Pod controller: admission by the scheduler, hand-off to the runtime, status back.
+
+Level-triggered: each reconcile reads the Pod and what the runtime knows of it and does the
+one next thing. A Pod the runtime does not know but whose status shows it was started (the
+control plane was restarted) is re-adopted; one that was never started is scheduled.
+Deletion goes through the ``shipyard.dev/runtime`` finalizer: the processes are stopped
+first, then the finalizer is removed and the store deletes the Pod.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shipyard.core.controller import Controller
+from shipyard.core.resource import Obj, set_condition
+from shipyard.core.scheduler import GANG_LABEL, GANG_SIZE, Decision
+from shipyard.errors import Conflict, NotFound
+from shipyard.pods.api import FINALIZER, POD, not_honoured_locally
+from shipyard.runtime.base import TERMINAL, Assignment
+
+log = logging.getLogger(__name__)
+
+
+class PodController(Controller):
+    kind = POD.key
+    workers = 4
+
+    def __init__(self, platform: Any) -> None:
+        self.store = platform.store
+        self.runtime = platform.runtime
+        self.scheduler = platform.scheduler
+        self.manager = platform.manager
+        self.runtime.set_on_change(self._wake)
+        self.scheduler.wake = self._wake
+
+    def _wake(self, namespace: str, name: str) -> None:
+        self.manager.enqueue(self.kind, namespace, name)
+
+    def setup(self) -> None:
+        """Before the first reconcile: count every Pod an earlier run admitted, so Pending
+        Pods are not admitted into capacity that running ones still hold."""
+        for pod in self.store.list(self.kind).items:
+            status = pod.get("status") or {}
+            started = any(
+                cs.get("containerID")
+                for key in ("initContainerStatuses", "containerStatuses")
+                for cs in status.get(key) or []
+            )
+            if started and status.get("phase") not in TERMINAL:
+                self.scheduler.restore(pod)
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        pod = self.store.try_get(self.kind, namespace, name)
+        if pod is None:
+            return None
+        if pod["metadata"].get("deletionTimestamp"):
+            self._finalize(pod)
+            return None
+        phase = (pod.get("status") or {}).get("phase")
+        if not self.runtime.knows(pod):
+            if phase in TERMINAL:
+                self.scheduler.release(pod["metadata"]["uid"])
+                return None
+            if self.runtime.adopt(pod):
+                self.scheduler.restore(pod)
+            elif not self._schedule(pod):
+                return None
+        self._sync(pod)
+        return None
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _schedule(self, pod: Obj) -> bool:
+        md = pod["metadata"]
+        gang = (md.get("labels") or {}).get(GANG_LABEL)
+        decision: Decision
+        if gang:
+            size = int((md.get("annotations") or {}).get(GANG_SIZE, "1"))
+            members = [
+                m
+                for m in self.store.list(
+                    self.kind, md.get("namespace", ""), selector=f"{GANG_LABEL}={gang}"
+                ).items
+                if not m["metadata"].get("deletionTimestamp")
+                and (m.get("status") or {}).get("phase") not in TERMINAL
+            ]
+            if len(members) < size:
+                decision = self.scheduler.wait_for_gang(pod, len(members), size)
+            else:
+                decision = self.scheduler.admit(pod, members)
+        else:
+            decision = self.scheduler.admit(pod)
+        if not decision.admitted:
+            status = dict(pod.get("status") or {})
+            status["phase"] = "Pending"
+            changed = set_condition(status, "PodScheduled", False, decision.reason, decision.message)
+            if changed or (pod.get("status") or {}).get("phase") != "Pending":
+                self._write_status(pod, status)
+            return False
+        for other_ns, other in decision.also_admitted:
+            self._wake(other_ns, other)
+        self.runtime.start(pod, Assignment(gpus=decision.gpus))
+        return True
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _sync(self, pod: Obj) -> None:
+        observed = self.runtime.status(pod)
+        if observed is None:
+            return
+        old = pod.get("status") or {}
+        status: Obj = {**observed, "conditions": [dict(c) for c in old.get("conditions") or []]}
+        set_condition(status, "PodScheduled", True)
+        inits = observed.get("initContainerStatuses") or []
+        set_condition(
+            status,
+            "Initialized",
+            all("terminated" in c["state"] and c["state"]["terminated"].get("exitCode") == 0 for c in inits),
+        )
+        ready = observed["phase"] == "Running" and all(
+            c.get("ready") for c in observed.get("containerStatuses") or []
+        )
+        set_condition(status, "ContainersReady", ready)
+        set_condition(status, "Ready", ready)
+        ignored = not_honoured_locally(pod)
+        if ignored:
+            set_condition(
+                status,
+                "FieldsNotHonoured",
+                True,
+                "LocalRuntime",
+                "accepted but not enforced by the local runtime: " + ", ".join(ignored),
+            )
+        if status != old:
+            self._write_status(pod, status)
+        if status["phase"] in TERMINAL:
+            self.scheduler.release(pod["metadata"]["uid"])
+            self.runtime.forget(pod)
+
+    def _write_status(self, pod: Obj, status: Obj) -> None:
+        md = pod["metadata"]
+        try:
+            self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+        except NotFound:
+            pass
+
+    # -- deletion -----------------------------------------------------------------------------
+
+    def _finalize(self, pod: Obj) -> None:
+        md = pod["metadata"]
+        finished = (pod.get("status") or {}).get("phase") in TERMINAL
+        if self.runtime.knows(pod) or (not finished and self.runtime.adopt(pod)):
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+            if not self.runtime.stop(pod, grace):
+                return  # the runtime calls back when the processes are gone
+            self.runtime.forget(pod)
+        self.scheduler.release(md["uid"])
+        fins = [f for f in md.get("finalizers") or [] if f != FINALIZER]
+        if fins == (md.get("finalizers") or []):
+            return
+        pod["metadata"] = {**md, "finalizers": fins}
+        try:
+            self.store.update(self.kind, pod)
+        except (Conflict, NotFound):
+            self._wake(md.get("namespace", ""), md["name"])

@@ -1,0 +1,1 @@
+"""Where Pods run: the Runtime protocol and its implementations."""

@@ -1,0 +1,792 @@
+"""The local runtime: every container of a Pod is a process group on this machine.
+
+It does the kubelet's job for the local node:
+
+- containers start through ``posix_spawn`` in their own session (process group), with stdout
+  and stderr appended to a log file per container that outlives the Pod, and a tiny
+  ``/bin/sh`` wrapper that records the exit code in a file, so a control plane restarted
+  after SIGKILL can still learn how a container it did not spawn ended;
+- one thread watches every process through a pidfd and runs the timers (restart backoff,
+  ``activeDeadlineSeconds``, SIGKILL after the grace period);
+- init containers run in order, then the containers; ``restartPolicy`` Always / OnFailure /
+  Never with exponential backoff; memory limits are enforced by a watchdog that kills the
+  group and reports ``OOMKilled``; GPUs the scheduler assigned are passed in
+  ``CUDA_VISIBLE_DEVICES``;
+- the status is reported in Kubernetes' PodStatus shape; ``containerID`` is
+  ``local://PID/STARTTICKS`` so a restarted control plane can re-adopt live processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import logging
+import os
+import re
+import selectors
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from shipyard.core import quantity
+from shipyard.core.resource import now_iso
+from shipyard.runtime.base import Assignment, Obj, OnChange
+
+log = logging.getLogger(__name__)
+
+# $1 working dir, $2 exit-code file, then the command. Records the exit code for re-adoption.
+_WRAPPER = 'cd -- "$1" || exit 126; f=$2; shift 2; "$@"; rc=$?; echo $rc > "$f"; exit $rc'
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$\(")
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot, else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion in command and args (``$$(`` escapes)."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$(":
+            return "$("
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+@dataclass
+class _Container:
+    name: str
+    spec: Obj
+    init: bool
+    log_path: Path
+    exit_path: Path
+    pid: int | None = None
+    ticks: int | None = None
+    pidfd: int | None = None
+    child: bool = False
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"
+    message: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    restart_count: int = 0
+    last_state: Obj | None = None
+    oom: bool = False
+    restart_pending: bool = False
+    memory_limit: float | None = None
+    gpus: tuple[str, ...] = ()
+
+    @property
+    def container_id(self) -> str | None:
+        return f"local://{self.pid}/{self.ticks}" if self.pid else None
+
+    def terminated_state(self) -> Obj:
+        out: Obj = {
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "containerID": self.container_id,
+        }
+        if self.signal:
+            out["signal"] = self.signal
+        if self.message:
+            out["message"] = self.message
+        return out
+
+    def status(self) -> Obj:
+        if self.state == "running":
+            state: Obj = {"running": {"startedAt": self.started_at}}
+        elif self.state == "terminated":
+            state = {"terminated": self.terminated_state()}
+        else:
+            state = {
+                "waiting": {
+                    "reason": self.reason,
+                    **({"message": self.message} if self.message else {}),
+                }
+            }
+        out: Obj = {
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "ready": self.state == "running",
+            "started": self.state == "running",
+            "restartCount": self.restart_count,
+            "state": state,
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        if self.last_state:
+            out["lastState"] = {"terminated": self.last_state}
+        return out
+
+
+@dataclass
+class _PodRun:
+    uid: str
+    namespace: str
+    name: str
+    pod: Obj
+    assignment: Assignment
+    workdir: Path
+    init: list[_Container]
+    main: list[_Container]
+    restart_policy: str
+    phase: str = "Pending"
+    reason: str = ""
+    message: str = ""
+    start_time: str | None = None
+    stopping: bool = False
+    deadline_at: float | None = None
+    grace: float = 30.0
+
+    def containers(self) -> list[_Container]:
+        return self.init + self.main
+
+
+class LocalRuntime:
+    """Runs Pods as local process groups. Thread-safe; one internal thread."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        base_env: dict[str, str] | None = None,
+        node_has_gpus: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.logs_dir = self.data_dir / "logs"
+        self.run_dir = self.data_dir / "run"
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.node_has_gpus = node_has_gpus
+        self._lock = threading.RLock()
+        self._pods: dict[str, _PodRun] = {}
+        self._by_fd: dict[int, tuple[_PodRun, _Container]] = {}
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ)
+        self._timers: list[tuple[float, int, Callable[[], None], _PodRun | None]] = []
+        self._timer_seq = 0
+        self._on_change: OnChange = lambda ns, name: None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="local-runtime", daemon=True)
+        self._thread.start()
+        self._watchdog = threading.Thread(target=self._memory_watchdog, daemon=True)
+        self._watchdog.start()
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def set_on_change(self, callback: OnChange) -> None:
+        self._on_change = callback
+
+    def knows(self, pod: Obj) -> bool:
+        return pod["metadata"]["uid"] in self._pods
+
+    def start(self, pod: Obj, assignment: Assignment) -> None:
+        with self._lock:
+            if self.knows(pod):
+                return
+            run = self._new_run(pod, assignment)
+            self._pods[run.uid] = run
+            run.start_time = now_iso()
+            self._arm_deadline(run, 0.0)
+            self._advance(run)
+        self._notify(run)
+
+    def adopt(self, pod: Obj) -> bool:
+        """Rebuild a Pod's state from its stored status; re-attach to live processes."""
+        status = pod.get("status") or {}
+        stored = {
+            cs["name"]: cs
+            for key in ("initContainerStatuses", "containerStatuses")
+            for cs in status.get(key) or []
+        }
+        if not any(cs.get("containerID") for cs in stored.values()):
+            return False
+        with self._lock:
+            if self.knows(pod):
+                return True
+            run = self._new_run(pod, Assignment(gpus=tuple(status.get("assignedGPUs") or ())))
+            run.start_time = status.get("startTime") or now_iso()
+            exited: list[_Container] = []
+            for c in run.containers():
+                cs = stored.get(c.name)
+                if cs is None:
+                    continue
+                self._restore(c, cs)
+                if c.state == "running":
+                    if self._attach(run, c):
+                        continue
+                    exited.append(c)
+            self._pods[run.uid] = run
+            self._arm_deadline(run, _elapsed_since(run.start_time))
+            for c in exited:
+                self._finish(run, c, *self._read_exit_file(c))
+            self._advance(run)
+        self._notify(run)
+        return True
+
+    def status(self, pod: Obj) -> Obj | None:
+        with self._lock:
+            run = self._pods.get(pod["metadata"]["uid"])
+            if run is None:
+                return None
+            out: Obj = {
+                "phase": run.phase,
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.1",
+                "startTime": run.start_time,
+                "containerStatuses": [c.status() for c in run.main],
+            }
+            if run.init:
+                out["initContainerStatuses"] = [c.status() for c in run.init]
+            if run.reason:
+                out["reason"] = run.reason
+            if run.message:
+                out["message"] = run.message
+            if run.assignment.gpus:
+                out["assignedGPUs"] = list(run.assignment.gpus)
+            return out
+
+    def stop(self, pod: Obj, grace_seconds: float | None = None) -> bool:
+        with self._lock:
+            run = self._pods.get(pod["metadata"]["uid"])
+            if run is None:
+                return True
+            if grace_seconds is not None:
+                run.grace = grace_seconds
+            if not run.stopping:
+                run.stopping = True
+                self._kill(run, signal.SIGTERM)
+                self._after(run.grace, lambda: self._kill(run, signal.SIGKILL))
+            return not any(c.state == "running" for c in run.containers())
+
+    def forget(self, pod: Obj) -> None:
+        with self._lock:
+            run = self._pods.pop(pod["metadata"]["uid"], None)
+            if run is not None:
+                for c in run.containers():
+                    self._close_fd(c)
+                shutil.rmtree(self.run_dir / run.uid, ignore_errors=True)
+
+    def endpoint(self, pod: Obj, port: int) -> tuple[str, int]:
+        return ("127.0.0.1", port)
+
+    def log_path(self, pod: Obj, container: str | None = None) -> Path:
+        spec = pod.get("spec") or {}
+        names = [c["name"] for c in (spec.get("initContainers") or []) + spec.get("containers", [])]
+        if container is None:
+            container = (spec.get("containers") or [{}])[0].get("name", "")
+        if container not in names:
+            from shipyard.errors import BadRequest
+
+            raise BadRequest(
+                f"container {container!r} is not in pod {pod['metadata']['name']!r}; "
+                f"choose one of: {', '.join(names)}",
+                field="container",
+            )
+        md = pod["metadata"]
+        return (
+            self.logs_dir
+            / md.get("namespace", "")
+            / md["name"]
+            / md["uid"][:8]
+            / f"{container}.log"
+        )
+
+    def logs(
+        self,
+        pod: Obj,
+        container: str | None = None,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+    ) -> Iterator[bytes]:
+        path = self.log_path(pod, container)
+        uid = pod["metadata"]["uid"]
+        while follow and not path.exists() and self._running(uid):
+            time.sleep(0.05)
+        if not path.exists():
+            return
+        with open(path, "rb") as fh:
+            if tail is not None:
+                lines = fh.read().splitlines(keepends=True)[-tail:] if tail > 0 else []
+                yield b"".join(lines)
+            while True:
+                chunk = fh.read(65536)
+                if chunk:
+                    yield chunk
+                    continue
+                if not follow or not self._running(uid):
+                    rest = fh.read()
+                    if rest:
+                        yield rest
+                    return
+                time.sleep(0.05)
+
+    def _running(self, uid: str) -> bool:
+        run = self._pods.get(uid)
+        return run is not None and run.phase not in ("Succeeded", "Failed")
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        with self._lock:
+            runs = list(self._pods.values())
+            for run in runs:
+                run.stopping = True
+                self._kill(run, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(
+            c.state == "running" for r in runs for c in r.containers()
+        ):
+            time.sleep(0.02)
+        with self._lock:
+            for run in runs:
+                self._kill(run, signal.SIGKILL)
+            self._closed = True
+        os.write(self._wake_w, b"x")
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _new_run(self, pod: Obj, assignment: Assignment) -> _PodRun:
+        md, spec = pod["metadata"], pod.get("spec") or {}
+        uid = md["uid"]
+        (self.run_dir / uid).mkdir(parents=True, exist_ok=True)
+        logdir = self.logs_dir / md.get("namespace", "") / md["name"] / uid[:8]
+        logdir.mkdir(parents=True, exist_ok=True)
+        gpus = list(assignment.gpus)
+
+        def build(spec_c: Obj, init: bool) -> _Container:
+            c = _Container(
+                name=spec_c["name"],
+                spec=spec_c,
+                init=init,
+                log_path=logdir / f"{spec_c['name']}.log",
+                exit_path=self.run_dir / uid / f"{spec_c['name']}.exit",
+            )
+            limits = (spec_c.get("resources") or {}).get("limits") or {}
+            if "memory" in limits:
+                c.memory_limit = quantity.parse(limits["memory"])
+            want = int(
+                quantity.pod_requests({"spec": {"containers": [spec_c]}}).get(quantity.GPU, 0)
+            )
+            c.gpus, gpus[:] = tuple(gpus[:want]), gpus[want:]
+            return c
+
+        annotations = md.get("annotations") or {}
+        workdir = Path(
+            annotations.get("shipyard.dev/source-dir")
+            or self.data_dir / "pods" / md.get("namespace", "") / md["name"]
+        )
+        return _PodRun(
+            uid=uid,
+            namespace=md.get("namespace", ""),
+            name=md["name"],
+            pod=pod,
+            assignment=assignment,
+            workdir=workdir,
+            init=[build(c, True) for c in spec.get("initContainers") or []],
+            main=[build(c, False) for c in spec.get("containers") or []],
+            restart_policy=spec.get("restartPolicy") or "Always",
+            grace=float(spec.get("terminationGracePeriodSeconds", 30)),
+        )
+
+    def _env(self, run: _PodRun, c: _Container) -> dict[str, str]:
+        md = run.pod["metadata"]
+        env = dict(self.base_env)
+        env.update(
+            HOSTNAME=run.name,
+            SHIPYARD_POD_NAME=run.name,
+            SHIPYARD_POD_NAMESPACE=run.namespace,
+            SHIPYARD_POD_UID=run.uid,
+        )
+        if c.gpus or self.node_has_gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(c.gpus)
+        env.update(run.assignment.extra_env)
+        for item in c.spec.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = expand(str(item.get("value") or ""), env)
+            elif "valueFrom" in item:
+                env[item["name"]] = _value_from(item["valueFrom"], md, c.spec)
+        return env
+
+    # -- process control (called with the lock held) ----------------------------------------
+
+    def _advance(self, run: _PodRun) -> None:
+        """Start whatever should run next: the next init container, or the containers."""
+        if run.stopping or run.phase in ("Succeeded", "Failed"):
+            return
+        for c in run.init:
+            if c.state == "terminated" and c.exit_code == 0:
+                continue
+            if c.state == "waiting" and not c.restart_pending:
+                self._spawn(run, c)
+            return
+        for c in run.main:
+            if c.state == "waiting" and not c.restart_pending:
+                self._spawn(run, c)
+        self._update_phase(run)
+
+    def _spawn(self, run: _PodRun, c: _Container) -> None:
+        env = self._env(run, c)
+        argv = [
+            expand(str(a), env) for a in (c.spec.get("command") or []) + (c.spec.get("args") or [])
+        ]
+        cwd = c.spec.get("workingDir") or str(run.workdir)
+        if not c.spec.get("command"):
+            self._fail_start(
+                run,
+                c,
+                "the local runtime needs the container's command (the image's entrypoint is not known here)",
+            )
+            return
+        if shutil.which(argv[0], path=env.get("PATH")) is None and not os.access(argv[0], os.X_OK):
+            self._fail_start(run, c, f"executable file not found in $PATH: {argv[0]!r}")
+            return
+        if c.spec.get("workingDir") and not Path(cwd).is_dir():
+            self._fail_start(run, c, f"workingDir {cwd!r} does not exist on this machine")
+            return
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            c.exit_path.unlink()
+        fd = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            pid = os.posix_spawn(
+                "/bin/sh",
+                ["/bin/sh", "-c", _WRAPPER, f"pod:{run.name}", cwd, str(c.exit_path), *argv],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, fd, 1),
+                    (os.POSIX_SPAWN_DUP2, fd, 2),
+                ],
+                setsid=True,
+            )
+        except OSError as exc:
+            os.close(fd)
+            self._fail_start(run, c, f"cannot start: {exc}")
+            return
+        os.close(fd)
+        c.pid, c.child = pid, True
+        c.ticks = proc_start_ticks(pid) or 0
+        c.state, c.reason, c.message = "running", "", ""
+        c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
+            now_iso(),
+            None,
+            None,
+            None,
+            False,
+        )
+        c.pidfd = os.pidfd_open(pid)
+        self._by_fd[c.pidfd] = (run, c)
+        self._sel.register(c.pidfd, selectors.EVENT_READ)
+        os.write(self._wake_w, b"x")
+
+    def _fail_start(self, run: _PodRun, c: _Container, message: str) -> None:
+        c.pid = None
+        c.started_at = c.finished_at = now_iso()
+        self._finish(run, c, 128, None, reason="StartError", message=message)
+
+    def _attach(self, run: _PodRun, c: _Container) -> bool:
+        """Watch a process spawned by an earlier control plane. False if it is gone."""
+        if c.pid is None or proc_start_ticks(c.pid) != c.ticks:
+            return False
+        try:
+            c.pidfd = os.pidfd_open(c.pid)
+        except OSError:
+            return False
+        c.child = False
+        self._by_fd[c.pidfd] = (run, c)
+        self._sel.register(c.pidfd, selectors.EVENT_READ)
+        os.write(self._wake_w, b"x")
+        return True
+
+    @staticmethod
+    def _restore(c: _Container, cs: Obj) -> None:
+        c.restart_count = int(cs.get("restartCount", 0))
+        last = (cs.get("lastState") or {}).get("terminated")
+        c.last_state = last
+        cid = cs.get("containerID") or ""
+        if cid.startswith("local://"):
+            pid, _, ticks = cid[len("local://") :].partition("/")
+            c.pid, c.ticks = int(pid), int(ticks or 0)
+        state = cs.get("state") or {}
+        if "running" in state:
+            c.state, c.started_at = "running", state["running"].get("startedAt")
+        elif "terminated" in state:
+            t = state["terminated"]
+            c.state, c.exit_code, c.reason = "terminated", t.get("exitCode"), t.get("reason", "")
+            c.started_at, c.finished_at = t.get("startedAt"), t.get("finishedAt")
+            c.message, c.signal = t.get("message", ""), t.get("signal")
+
+    @staticmethod
+    def _read_exit_file(c: _Container) -> tuple[int, int | None]:
+        try:
+            return int(c.exit_path.read_text().strip()), None
+        except (OSError, ValueError):
+            return 137, None
+
+    def _close_fd(self, c: _Container) -> None:
+        if c.pidfd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(c.pidfd)
+            self._by_fd.pop(c.pidfd, None)
+            os.close(c.pidfd)
+            c.pidfd = None
+
+    def _kill(self, run: _PodRun, sig: int) -> None:
+        for c in run.containers():
+            if c.state == "running" and c.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(c.pid, sig)
+            if c.restart_pending:
+                c.restart_pending = False
+        self._update_phase(run)
+
+    def _on_exit(self, run: _PodRun, c: _Container) -> None:
+        code: int
+        sig: int | None = None
+        if c.child and c.pid:
+            try:
+                _, status = os.waitpid(c.pid, os.WNOHANG)
+            except ChildProcessError:
+                status = -1
+            if status == -1:
+                code, sig = self._read_exit_file(c)
+            elif os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                code = 128 + sig
+            else:
+                code = os.WEXITSTATUS(status)
+        else:
+            code, sig = self._read_exit_file(c)
+        self._close_fd(c)
+        self._finish(run, c, code, sig)
+        self._advance(run)
+
+    def _finish(
+        self,
+        run: _PodRun,
+        c: _Container,
+        code: int,
+        sig: int | None,
+        reason: str | None = None,
+        message: str = "",
+    ) -> None:
+        c.state, c.exit_code, c.signal = "terminated", code, sig
+        c.finished_at = c.finished_at if reason == "StartError" else now_iso()
+        if reason is None:
+            if c.oom:
+                reason = "OOMKilled"
+                message = f"memory limit {quantity.fmt_bytes(c.memory_limit or 0)} exceeded"
+            elif run.phase == "Failed" and run.reason == "DeadlineExceeded":
+                reason = "DeadlineExceeded"
+            else:
+                reason = "Completed" if code == 0 else "Error"
+        c.reason, c.message = reason, message
+        if run.stopping or run.phase in ("Succeeded", "Failed"):
+            self._update_phase(run)
+            return
+        restart = run.restart_policy == "Always" or (
+            run.restart_policy == "OnFailure" and code != 0
+        )
+        if c.init:
+            restart = code != 0 and run.restart_policy != "Never"
+        if restart:
+            delay = min(self.backoff_cap, self.backoff_base * 2**c.restart_count)
+            c.restart_pending = True
+            c.message = message or f"back-off {delay:g}s restarting failed container"
+            self._after(delay, lambda: self._restart(run, c), run)
+        self._update_phase(run)
+
+    def _restart(self, run: _PodRun, c: _Container) -> None:
+        if not c.restart_pending or run.stopping:
+            return
+        c.restart_pending = False
+        c.last_state = c.terminated_state()
+        c.restart_count += 1
+        c.state = "waiting"
+        self._spawn(run, c)
+        self._update_phase(run)
+
+    def _update_phase(self, run: _PodRun) -> None:
+        if run.phase == "Failed" and run.reason == "DeadlineExceeded":
+            pass
+        elif any(
+            c.state == "terminated" and c.exit_code != 0 and not c.restart_pending for c in run.init
+        ):
+            run.phase = "Failed"
+        elif run.main and all(c.state == "terminated" and not c.restart_pending for c in run.main):
+            run.phase = "Succeeded" if all(c.exit_code == 0 for c in run.main) else "Failed"
+            if run.stopping and run.phase == "Failed" and not run.reason:
+                run.reason = "Terminated"
+        elif any(c.state == "running" or c.restart_pending for c in run.main):
+            run.phase = "Running"
+        if run.phase in ("Succeeded", "Failed") and not run.stopping:
+            self._kill_leftovers(run)
+
+    def _kill_leftovers(self, run: _PodRun) -> None:
+        for c in run.containers():
+            if c.state == "running" and c.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(c.pid, signal.SIGKILL)
+
+    def _arm_deadline(self, run: _PodRun, elapsed: float) -> None:
+        deadline = (run.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is None:
+            return
+
+        def expire() -> None:
+            if run.phase in ("Succeeded", "Failed"):
+                return
+            run.phase, run.reason = "Failed", "DeadlineExceeded"
+            run.message = (
+                f"Pod was active on the node longer than the specified deadline ({deadline}s)"
+            )
+            self._kill(run, signal.SIGKILL)
+
+        self._after(max(0.0, float(deadline) - elapsed), expire, run)
+
+    # -- the runtime thread -----------------------------------------------------------------
+
+    def _after(self, delay: float, fn: Callable[[], None], run: _PodRun | None = None) -> None:
+        """Run ``fn`` (with the lock held) after ``delay``; then tell the controller about
+        ``run``."""
+        with self._lock:
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_seq, fn, run))
+        os.write(self._wake_w, b"x")
+
+    def _loop(self) -> None:
+        while not self._closed:
+            with self._lock:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
+            for key, _ in self._sel.select(timeout):
+                fd = int(key.fd)  # type: ignore[arg-type]
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                with self._lock:
+                    entry = self._by_fd.get(fd)
+                    if entry is None:
+                        continue
+                    run, c = entry
+                    self._on_exit(run, c)
+                self._notify(run)
+            due: list[tuple[Callable[[], None], _PodRun | None]] = []
+            with self._lock:
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    _, _, fn, owner = heapq.heappop(self._timers)
+                    due.append((fn, owner))
+            for fn, owner in due:
+                try:
+                    with self._lock:
+                        fn()
+                except Exception:
+                    log.exception("runtime timer failed")
+                if owner is not None:
+                    self._notify(owner)
+
+    def _notify(self, run: _PodRun) -> None:
+        try:
+            self._on_change(run.namespace, run.name)
+        except Exception:
+            log.exception("runtime on_change callback failed")
+
+    def _memory_watchdog(self) -> None:
+        while not self._closed:
+            time.sleep(0.2)
+            with self._lock:
+                watched = [
+                    (run, c)
+                    for run in self._pods.values()
+                    for c in run.containers()
+                    if c.memory_limit and c.state == "running" and c.pid
+                ]
+            for _run, c in watched:
+                if _tree_rss(c.pid) > (c.memory_limit or 0):
+                    with self._lock:
+                        c.oom = True
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(c.pid or 0, signal.SIGKILL)
+
+
+def _tree_rss(pid: int | None) -> int:
+    if not pid:
+        return 0
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += int(p.memory_info().rss)
+    return total
+
+
+def _elapsed_since(ts: str | None) -> float:
+    if not ts:
+        return 0.0
+    from shipyard.core.resource import parse_time
+
+    return max(0.0, time.time() - parse_time(ts).timestamp())
+
+
+def _value_from(src: Obj, md: Obj, container: Obj) -> str:
+    """env[].valueFrom: fieldRef and resourceFieldRef as the kubelet resolves them."""
+    if "fieldRef" in src:
+        path = src["fieldRef"].get("fieldPath", "")
+        simple: dict[str, Any] = {
+            "metadata.name": md.get("name"),
+            "metadata.namespace": md.get("namespace"),
+            "metadata.uid": md.get("uid"),
+            "spec.nodeName": "local",
+            "spec.serviceAccountName": "default",
+            "status.podIP": "127.0.0.1",
+            "status.hostIP": "127.0.0.1",
+        }
+        if path in simple:
+            return str(simple[path] or "")
+        m = re.match(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+        if m:
+            return str((md.get(m.group(1)) or {}).get(m.group(2), ""))
+        return ""
+    if "resourceFieldRef" in src:
+        ref = src["resourceFieldRef"]
+        kind, _, res = str(ref.get("resource", "")).partition(".")
+        value = ((container.get("resources") or {}).get(kind) or {}).get(res)
+        if value is None:
+            return ""
+        divisor = quantity.parse(ref.get("divisor", "1"))
+        return str(max(1, int(quantity.parse(value) / divisor + 0.999999)))
+    return ""
