@@ -1,0 +1,37 @@
+# Shipyard: two commands on a fresh machine: `make up` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: up install install-test test test-unit lint typecheck test-k8s bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+# Install, start the platform on the embedded default (SQLite + local processes under
+# ~/.shipyard) and apply everything in examples/. Ctrl-C stops it and its Pods.
+up: install
+	$(BIN)/shipyard up --host $(HOST) --port $(PORT) --apply examples/
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	bash scripts/test-services.sh
+
+lint: install-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: install-test lint
+	bash scripts/run-pytest.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
