@@ -7,6 +7,7 @@ its admission hooks to the service and its controllers to the manager. ``Platfor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -60,10 +61,10 @@ class Platform:
         if self._started:
             return self
         for ns in ("default",):
-            try:
-                self.service.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-            except AlreadyExists:
-                pass
+            with contextlib.suppress(AlreadyExists):
+                self.service.create(
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                )
         self.manager.start()
         self._started = True
         return self

@@ -10,7 +10,7 @@ API boundary; each component registers its kinds with their spec models in a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -186,7 +186,7 @@ class KindRegistry:
             self._by_plural[(group, version, info.plural)] = info
         return info
 
-    def __iter__(self) -> Iterable[KindInfo]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[KindInfo]:
         return iter(self._by_key.values())
 
     def all(self) -> list[KindInfo]:

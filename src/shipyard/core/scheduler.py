@@ -53,7 +53,10 @@ def detect_gpus() -> tuple[str, ...]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ()
@@ -61,7 +64,9 @@ def detect_gpus() -> tuple[str, ...]:
 
 
 def detect_capacity(
-    cpu: float | None = None, memory: float | None = None, gpus: int | None = None,
+    cpu: float | None = None,
+    memory: float | None = None,
+    gpus: int | None = None,
     pods: int = 110,
 ) -> Capacity:
     """This machine's capacity; any given figure overrides detection. ``gpus=N`` names

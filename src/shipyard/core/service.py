@@ -154,9 +154,13 @@ class Service:
         new["metadata"] = merged_md
         new.pop("status", None)
         self._admit("UPDATE", info, new, old, where)
-        same = new.get("spec") == old.get("spec") and all(
-            new["metadata"].get(k) == old["metadata"].get(k) for k in ("labels", "annotations")
-        ) and all(new.get(k) == old.get(k) for k in info.extra_fields)
+        same = (
+            new.get("spec") == old.get("spec")
+            and all(
+                new["metadata"].get(k) == old["metadata"].get(k) for k in ("labels", "annotations")
+            )
+            and all(new.get(k) == old.get(k) for k in info.extra_fields)
+        )
         if same:
             return old, "unchanged"
         if dry_run:
@@ -175,6 +179,7 @@ class Service:
         phase: str | None = None,
         limit: int | None = None,
         continue_: str | None = None,
+        name: str | None = None,
     ) -> RawList:
         if limit is not None and limit < 0:
             raise BadRequest("limit must be a positive number", field="limit")
@@ -185,6 +190,7 @@ class Service:
             phase=phase,
             limit=limit,
             continue_=continue_,
+            name=name,
         )
 
     def replace(self, info: KindInfo, namespace: str, name: str, obj: Obj) -> Obj:
@@ -208,9 +214,10 @@ class Service:
             raise BadRequest("a merge patch must be a JSON object")
         old = self.get(info, namespace, name)
         status_patch = patch.get("status")
-        body = merge_patch({k: v for k, v in old.items() if k != "status"}, {
-            k: v for k, v in patch.items() if k != "status"
-        })
+        body = merge_patch(
+            {k: v for k, v in old.items() if k != "status"},
+            {k: v for k, v in patch.items() if k != "status"},
+        )
         new = old
         if any(k != "status" for k in patch):
             new = self.replace(info, namespace, name, body)

@@ -12,6 +12,7 @@ Objects are kept as JSON text so the REST list path can send rows without re-enc
 from __future__ import annotations
 
 import base64
+import builtins
 import logging
 import threading
 import uuid
@@ -106,6 +107,11 @@ class RawList:
 Listener = Callable[[Event], None]
 
 
+def _loads(data: str | bytes) -> Obj:
+    obj: Obj = orjson.loads(data)
+    return obj
+
+
 def _dumps(obj: Obj) -> str:
     return orjson.dumps(obj).decode()
 
@@ -132,12 +138,15 @@ def _encode_continue(namespace: str, name: str) -> str:
 def _decode_continue(token: str) -> tuple[str, str]:
     try:
         ns, name = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(ns), str(name)
     except Exception:
+        ns = name = None
+    # Two strings, and no NUL: PostgreSQL text cannot hold one (DataError, not a 400).
+    if not (isinstance(ns, str) and isinstance(name, str)) or "\x00" in ns + name:
         raise BadRequest(
             "invalid continue token: pass back the value from the previous page",
             field="continue",
-        ) from None
+        )
+    return ns, name
 
 
 class Store:
@@ -158,12 +167,16 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._migrate()
         self._lock = threading.RLock()
-        self._listeners: list[Listener] = []
+        self._listeners: builtins.list[Listener] = []
         self._retention = event_retention
         self._writes_since_compact = 0
         with self.engine.connect() as conn:
-            self._rv = int(conn.execute(sa.select(sa.func.max(events_t.c.rv))).scalar() or 0)
+            last_event = int(conn.execute(sa.select(sa.func.max(events_t.c.rv))).scalar() or 0)
             self._compacted = int(self._meta(conn, "compacted_rv") or 0)
+        # ``_rv`` is the last committed revision, the only one readers see; ``_allocated`` is
+        # the last one handed out inside the current write transaction (under ``_lock``).
+        # The log may have been compacted away entirely: revisions still never go back.
+        self._rv = self._allocated = max(last_event, self._compacted)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -211,7 +224,7 @@ class Store:
 
     def events_since(
         self, rv: int, *, kind: str | None = None, namespace: str | None = None, limit: int = 5000
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """Events after revision ``rv`` (oldest first). Raises Gone if already compacted."""
         if rv < self._compacted:
             raise Gone(
@@ -234,13 +247,13 @@ class Store:
         since: int | None = None,
         kind: str | None = None,
         namespace: str | None = None,
-    ) -> Iterator[Callable[[float | None], list[Event]]]:
+    ) -> Iterator[Callable[[float | None], builtins.list[Event]]]:
         """A blocking watch for threads: yields ``next(timeout)`` returning new events.
 
         Starts after revision ``since`` (default: now). Events are never skipped or repeated.
         """
         cond = threading.Condition()
-        buffer: list[Event] = []
+        buffer: builtins.list[Event] = []
 
         def listener(ev: Event) -> None:
             if (kind and ev.kind != kind) or (namespace and ev.namespace != namespace):
@@ -257,7 +270,7 @@ class Store:
         try:
             pending = list(backlog)
 
-            def next_events(timeout: float | None) -> list[Event]:
+            def next_events(timeout: float | None) -> builtins.list[Event]:
                 nonlocal last, pending
                 with cond:
                     if not pending and not buffer:
@@ -265,9 +278,13 @@ class Store:
                     out = pending + buffer
                     pending = []
                     buffer.clear()
-                fresh = [e for e in out if e.rv > last]
-                if fresh:
-                    last = fresh[-1].rv
+                # The backlog and live events overlap when a write commits while the
+                # backlog is read: keep each revision once, in order.
+                fresh: builtins.list[Event] = []
+                for e in out:
+                    if e.rv > last:
+                        fresh.append(e)
+                        last = e.rv
                 return fresh
 
             yield next_events
@@ -290,7 +307,7 @@ class Store:
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return orjson.loads(row[0]) if row else None
+        return _loads(row[0]) if row else None
 
     def get_by_uid(self, uid: str) -> tuple[str, Obj] | None:
         q = sa.select(resources.c.kind, resources.c.data).where(resources.c.uid == uid)
@@ -303,11 +320,12 @@ class Store:
         kind: str,
         namespace: str | None = None,
         *,
-        selector: str | list[selectors.Requirement] | None = None,
+        selector: str | builtins.list[selectors.Requirement] | None = None,
         phase: str | None = None,
         owner_uid: str | None = None,
         limit: int | None = None,
         continue_: str | None = None,
+        name: str | None = None,
     ) -> ListResult:
         raw = self.list_raw(
             kind,
@@ -317,6 +335,7 @@ class Store:
             owner_uid=owner_uid,
             limit=limit,
             continue_=continue_,
+            name=name,
         )
         return ListResult([orjson.loads(b) for b in raw.items], raw.continue_, raw.rv)
 
@@ -325,17 +344,20 @@ class Store:
         kind: str,
         namespace: str | None = None,
         *,
-        selector: str | list[selectors.Requirement] | None = None,
+        selector: str | builtins.list[selectors.Requirement] | None = None,
         phase: str | None = None,
         owner_uid: str | None = None,
         limit: int | None = None,
         continue_: str | None = None,
+        name: str | None = None,
     ) -> RawList:
         reqs = selectors.parse(selector) if isinstance(selector, str) else (selector or [])
         r = resources.c
         q = sa.select(r.namespace, r.name, r.data).where(r.kind == kind)
         if namespace is not None:
             q = q.where(r.namespace == namespace)
+        if name is not None:
+            q = q.where(r.name == name)
         if phase:
             phases = phase.split(",")
             q = q.where(r.phase.in_(phases)) if len(phases) > 1 else q.where(r.phase == phase)
@@ -370,20 +392,29 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar() or 0)
 
+    def count_by_phase(self, kind: str) -> dict[str, int]:
+        q = (
+            sa.select(resources.c.phase, sa.func.count())
+            .where(resources.c.kind == kind)
+            .group_by(resources.c.phase)
+        )
+        with self.engine.connect() as conn:
+            return {str(phase or "Unknown"): int(n) for phase, n in conn.execute(q).all()}
+
     # -- writes ---------------------------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[tuple[Connection, list[Event]]]:
+    def _tx(self) -> Iterator[tuple[Connection, builtins.list[Event]]]:
         """One write transaction; listeners hear its events after commit, in order."""
         with self._lock:
-            events: list[Event] = []
-            rv_before = self._rv
+            events: builtins.list[Event] = []
             try:
                 with self.engine.begin() as conn:
                     yield conn, events
             except BaseException:
-                self._rv = rv_before
+                self._allocated = self._rv  # revisions of a failed write are never seen
                 raise
+            self._rv = self._allocated  # committed: now readers may see them
             for ev in events:
                 for listener in list(self._listeners):
                     try:
@@ -396,11 +427,14 @@ class Store:
                 self.compact()
 
     def _next_rv(self) -> int:
-        self._rv += 1
-        return self._rv
+        self._allocated += 1
+        return self._allocated
 
-    def _emit(self, conn: Connection, events: list[Event], etype: str, kind: str, obj: Obj) -> None:
+    def _emit(
+        self, conn: Connection, events: builtins.list[Event], etype: str, kind: str, obj: Obj
+    ) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
+        data = _dumps(obj)
         conn.execute(
             events_t.insert().values(
                 rv=rv,
@@ -408,10 +442,11 @@ class Store:
                 namespace=obj["metadata"].get("namespace") or "",
                 name=obj["metadata"]["name"],
                 type=etype,
-                data=_dumps(obj),
+                data=data,
             )
         )
-        events.append(Event(etype, kind, obj, rv))
+        # A copy: the caller keeps (and may change) ``obj``; watchers get what was written.
+        events.append(Event(etype, kind, orjson.loads(data), rv))
 
     @staticmethod
     def _write_index(conn: Connection, rid: int, obj: Obj, *, replace: bool) -> None:
@@ -442,7 +477,7 @@ class Store:
             md.pop("deletionTimestamp", None)
             md["resourceVersion"] = str(self._next_rv())
             try:
-                rid = conn.execute(
+                result = conn.execute(
                     resources.insert().values(
                         kind=kind,
                         namespace=ns,
@@ -452,13 +487,14 @@ class Store:
                         phase=phase or (obj.get("status") or {}).get("phase"),
                         data=_dumps(obj),
                     )
-                ).inserted_primary_key[0]
+                )
             except sa.exc.IntegrityError:
                 where = f" in namespace {ns!r}" if ns else ""
                 raise AlreadyExists(
                     f"{obj.get('kind', kind)} {md['name']!r} already exists{where}; "
                     "use apply to update it or delete it first"
                 ) from None
+            rid = int(result.inserted_primary_key[0])  # type: ignore[index]
             self._write_index(conn, rid, obj, replace=False)
             self._emit(conn, events, "ADDED", kind, obj)
         return obj
@@ -484,7 +520,14 @@ class Store:
             )
 
     def _save(
-        self, conn: Connection, events: list[Event], kind: str, rid: int, obj: Obj, *, index: bool
+        self,
+        conn: Connection,
+        events: builtins.list[Event],
+        kind: str,
+        rid: int,
+        obj: Obj,
+        *,
+        index: bool,
     ) -> Obj:
         obj["metadata"]["resourceVersion"] = str(self._next_rv())
         md = obj["metadata"]
@@ -552,7 +595,7 @@ class Store:
             return self._delete_one(conn, events, kind, rid, cur)
 
     def _delete_one(
-        self, conn: Connection, events: list[Event], kind: str, rid: int, cur: Obj
+        self, conn: Connection, events: builtins.list[Event], kind: str, rid: int, cur: Obj
     ) -> Obj:
         md = cur["metadata"]
         if md.get("finalizers"):
@@ -565,14 +608,16 @@ class Store:
         self._remove(conn, events, kind, rid, cur)
         return cur
 
-    def _remove(self, conn: Connection, events: list[Event], kind: str, rid: int, obj: Obj) -> None:
+    def _remove(
+        self, conn: Connection, events: builtins.list[Event], kind: str, rid: int, obj: Obj
+    ) -> None:
         conn.execute(labels_t.delete().where(labels_t.c.resource_id == rid))
         conn.execute(owners_t.delete().where(owners_t.c.resource_id == rid))
         conn.execute(resources.delete().where(resources.c.id == rid))
         self._emit(conn, events, "DELETED", kind, obj)
         self._cascade(conn, events, obj["metadata"]["uid"])
 
-    def _cascade(self, conn: Connection, events: list[Event], owner_uid: str) -> None:
+    def _cascade(self, conn: Connection, events: builtins.list[Event], owner_uid: str) -> None:
         rows = conn.execute(
             sa.select(resources.c.id, resources.c.kind, resources.c.data).where(
                 resources.c.id.in_(

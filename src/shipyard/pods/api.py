@@ -24,9 +24,8 @@ class EnvVar(Model):
     @classmethod
     def _stringify(cls, v: Any) -> Any:
         if isinstance(v, bool | int | float):
-            raise ValueError(
-                f"must be a string; quote the value in YAML (\"{str(v).lower() if isinstance(v, bool) else v}\")"
-            )
+            shown = str(v).lower() if isinstance(v, bool) else v
+            raise ValueError(f'must be a string; quote the value in YAML ("{shown}")')
         return v
 
 
@@ -91,7 +90,9 @@ class Container(Model):
     @classmethod
     def _strings(cls, v: Any) -> Any:
         if isinstance(v, list):
-            return [str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x for x in v]
+            return [
+                str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x for x in v
+            ]
         return v
 
 
@@ -139,13 +140,31 @@ class PodSpec(Model):
 
 # Fields the local runtime accepts but cannot honour; reported in status, never dropped.
 _POD_IGNORED = (
-    "nodeSelector", "affinity", "tolerations", "topologySpreadConstraints", "volumes",
-    "securityContext", "hostNetwork", "hostPID", "hostIPC", "serviceAccountName",
-    "imagePullSecrets", "dnsConfig", "runtimeClassName", "priorityClassName", "overhead",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "topologySpreadConstraints",
+    "volumes",
+    "securityContext",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "serviceAccountName",
+    "imagePullSecrets",
+    "dnsConfig",
+    "runtimeClassName",
+    "priorityClassName",
+    "overhead",
 )
 _CONTAINER_IGNORED = (
-    "envFrom", "volumeMounts", "volumeDevices", "livenessProbe", "readinessProbe",
-    "startupProbe", "lifecycle", "securityContext",
+    "envFrom",
+    "volumeMounts",
+    "volumeDevices",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "securityContext",
 )
 
 
@@ -189,7 +208,10 @@ def _ready(pod: Obj) -> str:
 
 
 def _restarts(pod: Obj) -> int:
-    return sum(int(c.get("restartCount", 0)) for c in (pod.get("status") or {}).get("containerStatuses") or [])
+    return sum(
+        int(c.get("restartCount", 0))
+        for c in (pod.get("status") or {}).get("containerStatuses") or []
+    )
 
 
 def pod_display_status(pod: Obj) -> str:
@@ -204,7 +226,11 @@ def pod_display_status(pod: Obj) -> str:
         if "waiting" in state and state["waiting"].get("reason") not in (None, "ContainerCreating"):
             return str(state["waiting"]["reason"])
         term = state.get("terminated")
-        if term and status.get("phase") == "Failed" and term.get("reason") not in ("Completed", None):
+        if (
+            term
+            and status.get("phase") == "Failed"
+            and term.get("reason") not in ("Completed", None)
+        ):
             return str(term["reason"])
     return str(status.get("phase") or "Pending")
 
@@ -222,12 +248,20 @@ POD = KindInfo(
         Column("READY", _ready),
         Column("STATUS", pod_display_status),
         Column("RESTARTS", _restarts),
-        Column("EXIT", lambda p: ",".join(
-            str(cs["state"]["terminated"].get("exitCode"))
-            for cs in (p.get("status") or {}).get("containerStatuses") or []
-            if "terminated" in (cs.get("state") or {})
-        ), wide=True),
-        Column("IMAGE", lambda p: ",".join(c.get("image") or "-" for c in p["spec"]["containers"]), wide=True),
+        Column(
+            "EXIT",
+            lambda p: ",".join(
+                str(cs["state"]["terminated"].get("exitCode"))
+                for cs in (p.get("status") or {}).get("containerStatuses") or []
+                if "terminated" in (cs.get("state") or {})
+            ),
+            wide=True,
+        ),
+        Column(
+            "IMAGE",
+            lambda p: ",".join(c.get("image") or "-" for c in p["spec"]["containers"]),
+            wide=True,
+        ),
     ),
 )
 

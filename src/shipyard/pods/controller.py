@@ -9,6 +9,7 @@ first, then the finalizer is removed and the store deletes the Pod.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -94,7 +95,9 @@ class PodController(Controller):
         if not decision.admitted:
             status = dict(pod.get("status") or {})
             status["phase"] = "Pending"
-            changed = set_condition(status, "PodScheduled", False, decision.reason, decision.message)
+            changed = set_condition(
+                status, "PodScheduled", False, decision.reason, decision.message
+            )
             if changed or (pod.get("status") or {}).get("phase") != "Pending":
                 self._write_status(pod, status)
             return False
@@ -116,7 +119,10 @@ class PodController(Controller):
         set_condition(
             status,
             "Initialized",
-            all("terminated" in c["state"] and c["state"]["terminated"].get("exitCode") == 0 for c in inits),
+            all(
+                "terminated" in c["state"] and c["state"]["terminated"].get("exitCode") == 0
+                for c in inits
+            ),
         )
         ready = observed["phase"] == "Running" and all(
             c.get("ready") for c in observed.get("containerStatuses") or []
@@ -140,10 +146,8 @@ class PodController(Controller):
 
     def _write_status(self, pod: Obj, status: Obj) -> None:
         md = pod["metadata"]
-        try:
+        with contextlib.suppress(NotFound):
             self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
-        except NotFound:
-            pass
 
     # -- deletion -----------------------------------------------------------------------------
 

@@ -313,13 +313,8 @@ class LocalRuntime:
                 field="container",
             )
         md = pod["metadata"]
-        return (
-            self.logs_dir
-            / md.get("namespace", "")
-            / md["name"]
-            / md["uid"][:8]
-            / f"{container}.log"
-        )
+        path: Path = self.logs_dir / md.get("namespace", "") / md["name"] / md["uid"][:8]
+        return path / f"{container}.log"
 
     def logs(
         self,
@@ -463,7 +458,8 @@ class LocalRuntime:
             self._fail_start(
                 run,
                 c,
-                "the local runtime needs the container's command (the image's entrypoint is not known here)",
+                "the local runtime needs the container's command "
+                "(the image's entrypoint is not known here)",
             )
             return
         if shutil.which(argv[0], path=env.get("PATH")) is None and not os.access(argv[0], os.X_OK):
@@ -688,7 +684,7 @@ class LocalRuntime:
             with self._lock:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
             for key, _ in self._sel.select(timeout):
-                fd = int(key.fd)  # type: ignore[arg-type]
+                fd = int(key.fd)
                 if fd == self._wake_r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from shipyard.core.controller import Controller
@@ -35,10 +36,8 @@ class NamespaceController(Controller):
             for obj in self.store.list(info.key, name).items:
                 remaining += 1
                 if not obj["metadata"].get("deletionTimestamp"):
-                    try:
+                    with contextlib.suppress(NotFound):
                         self.store.delete(info.key, name, obj["metadata"]["name"])
-                    except NotFound:
-                        pass
         if remaining:
             return 0.2
         ns["metadata"]["finalizers"] = [
