@@ -43,7 +43,10 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture
 def postgres_db_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """URL of a fresh, empty database for this test only (dropped afterwards)."""
-    name = postgres_server.create_database()
+    """URL of a fresh, empty database for this test only (emptied and reused afterwards)."""
+    name = postgres_server.acquire_database()
     yield postgres_server.url(name)
-    postgres_server.drop_database(name)
+    postgres_server.release_database(name)
+
+
+from platform_fixtures import cli_env, client, data_dir  # noqa: E402,F401  shared fixtures

@@ -53,6 +53,7 @@ class PostgresServer:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.port = 0
+        self._spare: list[str] = []
         self._as_root = os.geteuid() == 0
         # PostgreSQL refuses to run as root: then its commands run as the postgres OS user.
         owner = pwd.getpwnam("postgres") if self._as_root else None  # KeyError: no such user
@@ -150,6 +151,38 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with contextlib.suppress(Exception):
             self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    # CREATE DATABASE copies a template (~0.3 s); emptying a used database takes milliseconds.
+    # So per-test databases are recycled: released ones are emptied and handed out again.
+
+    def acquire_database(self) -> str:
+        """An empty database for one user at a time: a recycled one or a new one."""
+        return self._spare.pop() if self._spare else self.create_database()
+
+    def release_database(self, name: str) -> None:
+        """Empty ``name`` (closing its sessions) for the next test; drop it if that fails."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [name],
+                )
+            with psycopg.connect(self.url(name), autocommit=True) as conn:
+                schemas = conn.execute(
+                    "SELECT nspname FROM pg_namespace"
+                    " WHERE nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'"
+                ).fetchall()
+                for (schema,) in schemas:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+                conn.execute("CREATE SCHEMA public")
+                conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        except Exception:
+            self.drop_database(name)
+        else:
+            self._spare.append(name)
 
     def __enter__(self) -> PostgresServer:
         try:

@@ -109,7 +109,9 @@ def parse_duration(text: str | float) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
-class Client:
+class CoreClient:
+    """The generic operations over every kind; components add theirs as mixins below."""
+
     def __init__(self, url: str | None = None, *, timeout: float = 30.0) -> None:
         self.url = (url or os.environ.get("SHIPYARD_URL") or DEFAULT_URL).rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
@@ -117,7 +119,7 @@ class Client:
         self._server: Any = None
 
     @classmethod
-    def embedded(cls, data_dir: str | Path | None = None, **settings: Any) -> Client:
+    def embedded(cls, data_dir: str | Path | None = None, **settings: Any) -> Any:
         """Run a platform in this process (SQLite and artifacts under ``data_dir``)."""
         from shipyard.core.config import load
         from shipyard.server.serve import BackgroundServer
@@ -140,7 +142,7 @@ class Client:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -520,6 +522,12 @@ class Client:
         seen = _describe_state(last)
         what = "deletion" if delete else condition or phase or jsonpath
         raise TimeoutError(f"timed out waiting for {kind}/{name} ({what}); last seen: {seen}")
+
+
+# Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
+# ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
+class Client(CoreClient):
+    """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 
 def _lookup(obj: Any, path: str) -> Any:

@@ -32,6 +32,15 @@ def client() -> Any:
     return Client()
 
 
+# Extension points for components (filled by the modules imported in _load_components):
+# LOG_SOURCES[kind] -> fn(client, name, namespace, part) returning [(prefix, pod, container)],
+#   so `shipyard logs trainjob/NAME --replica worker-1` or `logs run/NAME --task T` work;
+# DESCRIBERS[kind] -> fn(client, obj) printing a kind-specific view for `describe`.
+LogSource = Any
+LOG_SOURCES: dict[str, LogSource] = {}
+DESCRIBERS: dict[str, Any] = {}
+
+
 def split_ref(kind: str, name: str | None) -> tuple[str, str | None]:
     """``pod/NAME`` or ``pod NAME``."""
     if "/" in kind and name is None:
@@ -182,7 +191,12 @@ def describe(
     if not name:
         output.fail("describe needs a name: shipyard describe TYPE NAME")
     with client() as c:
-        output.describe(c.get(kind, name or "", namespace))
+        obj = c.get(kind, name or "", namespace)
+        custom = DESCRIBERS.get(obj["kind"])
+        if custom is not None:
+            custom(c, obj)
+        else:
+            output.describe(obj)
 
 
 @app.command()
@@ -226,20 +240,36 @@ def delete(
 
 @app.command()
 def logs(
-    ref: Annotated[str, typer.Argument(help="Pod name or pod/NAME.")],
+    ref: Annotated[str, typer.Argument(help="Pod name, pod/NAME, or KIND/NAME of a workload.")],
     namespace: Namespace = None,
     container: Annotated[str | None, typer.Option("--container", "-c")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
     tail: Annotated[int | None, typer.Option("--tail")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Pipeline run: this task only.")
+    ] = None,
+    replica: Annotated[
+        str | None, typer.Option("--replica", help="Job: this replica only (e.g. worker-1).")
+    ] = None,
 ) -> None:
-    """Print a Pod's log (``-f`` to follow until it stops)."""
+    """Print a Pod's log (``-f`` to follow until it stops); for workloads, their Pods' logs
+    prefixed by replica or task."""
     kind, name = split_ref(ref, None) if "/" in ref else ("pod", ref)
-    if kind not in ("pod", "pods", "po"):
-        output.fail(f"logs of {kind}/ are not available yet; use pod/NAME")
     with client() as c:
-        for chunk in c.logs(name or "", namespace, container=container, follow=follow, tail=tail):
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+        if kind in ("pod", "pods", "po"):
+            sources = [("", name or "", container)]
+        else:
+            t = c.resource(kind)
+            source = LOG_SOURCES.get(t.kind)
+            if source is None:
+                output.fail(f"logs of {t.plural} are not available; use pod/NAME")
+            sources = source(c, name or "", namespace, task or replica)
+        for prefix, pod, cont in sources:
+            for chunk in c.logs(pod, namespace, container=cont, follow=follow, tail=tail):
+                if prefix:
+                    chunk = "".join(f"[{prefix}] {line}\n" for line in chunk.splitlines())
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
 
 
 @app.command()
@@ -284,11 +314,17 @@ def wait(
     output.out.print(f"{kind}/{name} condition met")
 
 
+def _load_components() -> None:
+    """Import the CLI modules of components; each registers its commands on ``app``."""
+    # (components add one import line each here)
+
+
 def main() -> None:
     """Entry point: one-line errors, never a traceback."""
     import httpx
 
     try:
+        _load_components()
         app()
     except ShipyardError as exc:
         output.fail(exc.message)

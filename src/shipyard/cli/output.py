@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from rich import box
@@ -35,7 +35,7 @@ def to_yaml(obj: Any, *, many: bool = False) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=False)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     sys.exit(code)
 
