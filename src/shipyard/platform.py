@@ -53,6 +53,9 @@ class Platform:
             )
         self.runtime = runtime
         self.url: str | None = None
+        # (path prefix, ASGI app) pairs a component serves on the platform's port (the
+        # serving gateway, metric push endpoints, the UI); the server mounts them.
+        self.mounts: list[tuple[str, Any]] = []
         for register in _components():
             register(self)
         self._started = False

@@ -26,6 +26,7 @@ import re
 import selectors
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -183,6 +184,11 @@ class LocalRuntime:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.base_env = dict(os.environ if base_env is None else base_env)
+        # Locally, `python` in a container means the platform's own environment.
+        bindir = os.path.dirname(sys.executable)
+        path = self.base_env.get("PATH", os.defpath)
+        if path.split(os.pathsep)[0] != bindir:
+            self.base_env["PATH"] = bindir + os.pathsep + path
         self.node_has_gpus = node_has_gpus
         self._lock = threading.RLock()
         self._pods: dict[str, _PodRun] = {}

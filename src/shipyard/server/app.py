@@ -423,5 +423,7 @@ def create_app(platform: Any) -> FastAPI:
         return _json({"name": "shipyard", "version": __version__, "apis": "/apis", "docs": "/docs"})
 
     _routes(app, api)
+    for prefix, sub_app in getattr(platform, "mounts", []):
+        app.mount(prefix, sub_app)
     app.add_middleware(_Timing, metrics=platform.metrics)
     return app
