@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from pg import PostgresServer, find_bindir  # tests/ is on sys.path (rootdir conftest)
 
 
