@@ -751,3 +751,28 @@ def test_reopen_after_the_whole_log_was_compacted(open_store: Callable[..., Stor
     assert rv_of(c) == 3 > rv_of(a)
     a["spec"] = {"size": 7}
     assert rv_of(second.update(KIND, a)) == 4
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_negative_limit_is_a_bad_request(store: Store) -> None:
+    store.create(KIND, widget("a"))
+    with pytest.raises(BadRequest):
+        store.list(KIND, limit=-1)
+
+
+def test_watch_from_far_behind_delivers_the_whole_backlog(store: Store) -> None:
+    """A watcher more than a page of events behind still gets every event, in order."""
+    start = store.rv
+    for i in range(120):
+        store.create(KIND, widget(f"w{i:03d}"))
+    assert len(store.events_since(start)) == 120
+    with store.watch(since=start) as next_events:
+        got: list[Event] = []
+        while len(got) < 120:
+            batch = next_events(1.0)
+            assert batch, "watch stopped before the backlog was delivered"
+            got += batch
+    assert [e.name for e in got] == [f"w{i:03d}" for i in range(120)]
+    assert [e.rv for e in got] == sorted(e.rv for e in got)

@@ -223,7 +223,12 @@ class Store:
         return unsubscribe
 
     def events_since(
-        self, rv: int, *, kind: str | None = None, namespace: str | None = None, limit: int = 5000
+        self,
+        rv: int,
+        *,
+        kind: str | None = None,
+        namespace: str | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Event]:
         """Events after revision ``rv`` (oldest first). Raises Gone if already compacted."""
         if rv < self._compacted:
@@ -231,7 +236,9 @@ class Store:
                 f"resourceVersion {rv} is too old (the event log starts after {self._compacted});"
                 " list again and watch from the list's resourceVersion"
             )
-        q = sa.select(events_t).where(events_t.c.rv > rv).order_by(events_t.c.rv).limit(limit)
+        q = sa.select(events_t).where(events_t.c.rv > rv).order_by(events_t.c.rv)
+        if limit is not None:
+            q = q.limit(limit)
         if kind:
             q = q.where(events_t.c.kind == kind)
         if namespace:
@@ -351,6 +358,8 @@ class Store:
         continue_: str | None = None,
         name: str | None = None,
     ) -> RawList:
+        if limit is not None and limit < 0:
+            raise BadRequest(f"limit must be 0 (no limit) or positive, not {limit}", field="limit")
         reqs = selectors.parse(selector) if isinstance(selector, str) else (selector or [])
         r = resources.c
         q = sa.select(r.namespace, r.name, r.data).where(r.kind == kind)
