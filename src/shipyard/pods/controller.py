@@ -16,9 +16,11 @@ from typing import Any
 from shipyard.core.controller import Controller
 from shipyard.core.resource import Obj, set_condition
 from shipyard.core.scheduler import GANG_LABEL, GANG_SIZE, Decision
+from shipyard.core.store import Event
 from shipyard.errors import Conflict, NotFound
 from shipyard.pods.api import FINALIZER, POD, not_honoured_locally
 from shipyard.runtime.base import TERMINAL, Assignment
+from shipyard.tenancy.config import MissingReference, resolve_env
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class PodController(Controller):
         self.manager = platform.manager
         self.runtime.set_on_change(self._wake)
         self.scheduler.wake = self._wake
+        self.maps = {"ConfigMap": self._pending_in, "Secret": self._pending_in}
 
     def _wake(self, namespace: str, name: str) -> None:
         self.manager.enqueue(self.kind, namespace, name)
@@ -63,7 +66,7 @@ class PodController(Controller):
             if phase in TERMINAL:
                 self.scheduler.release(pod["metadata"]["uid"])
                 return None
-            if self.runtime.adopt(pod):
+            if self.runtime.adopt(pod, self._env_refs(pod, strict=False)):
                 self.scheduler.restore(pod)
             elif not self._schedule(pod):
                 return None
@@ -103,8 +106,34 @@ class PodController(Controller):
             return False
         for other_ns, other in decision.also_admitted:
             self._wake(other_ns, other)
-        self.runtime.start(pod, Assignment(gpus=decision.gpus))
+        try:
+            extra_env = self._env_refs(pod, strict=True)
+        except MissingReference as exc:
+            self.scheduler.release(pod["metadata"]["uid"])
+            status = dict(pod.get("status") or {})
+            status.update(phase="Pending", reason="CreateContainerConfigError", message=str(exc))
+            if status != (pod.get("status") or {}):
+                self._write_status(pod, status)
+            return False
+        self.runtime.start(pod, Assignment(gpus=decision.gpus, extra_env=extra_env))
         return True
+
+    def _env_refs(self, pod: Obj, *, strict: bool) -> dict[str, str]:
+        """ConfigMap/Secret values the Pod's env names (MissingReference if strict)."""
+        try:
+            return resolve_env(self.store, pod)
+        except MissingReference:
+            if strict:
+                raise
+            return {}
+
+    def _pending_in(self, ev: Event) -> list[tuple[str, str]]:
+        """A ConfigMap or Secret appeared or changed: retry Pods waiting for config."""
+        return [
+            (ev.namespace, p["metadata"]["name"])
+            for p in self.store.list(self.kind, ev.namespace, phase="Pending").items
+            if (p.get("status") or {}).get("reason") == "CreateContainerConfigError"
+        ]
 
     # -- status -------------------------------------------------------------------------------
 

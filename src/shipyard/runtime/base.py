@@ -36,9 +36,10 @@ class Runtime(Protocol):
     def start(self, pod: Obj, assignment: Assignment) -> None:
         """Start a Pod (idempotent: a Pod already known is left alone)."""
 
-    def adopt(self, pod: Obj) -> bool:
+    def adopt(self, pod: Obj, extra_env: dict[str, str] | None = None) -> bool:
         """Take over a Pod started by an earlier control plane from its stored status.
-        Returns False when the runtime knows nothing of it (the caller then starts it)."""
+        Returns False when the runtime knows nothing of it (the caller then starts it).
+        ``extra_env`` is what ConfigMaps/Secrets resolve to, for containers it restarts."""
 
     def knows(self, pod: Obj) -> bool:
         """Whether this runtime instance is managing the Pod."""

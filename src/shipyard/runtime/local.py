@@ -43,7 +43,11 @@ from shipyard.runtime.base import Assignment, Obj, OnChange
 log = logging.getLogger(__name__)
 
 # $1 working dir, $2 exit-code file, then the command. Records the exit code for re-adoption.
-_WRAPPER = 'cd -- "$1" || exit 126; f=$2; shift 2; "$@"; rc=$?; echo $rc > "$f"; exit $rc'
+# SIGTERM reaches the whole group; the wrapper outlives it (a no-op trap, which exec resets, so
+# the command keeps the default) to report how the command itself ended after a graceful stop.
+_WRAPPER = (
+    'trap : TERM; cd -- "$1" || exit 126; f=$2; shift 2; "$@"; rc=$?; echo $rc > "$f"; exit $rc'
+)
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$\(")
 
 
@@ -226,7 +230,7 @@ class LocalRuntime:
             self._advance(run)
         self._notify(run)
 
-    def adopt(self, pod: Obj) -> bool:
+    def adopt(self, pod: Obj, extra_env: dict[str, str] | None = None) -> bool:
         """Rebuild a Pod's state from its stored status; re-attach to live processes."""
         status = pod.get("status") or {}
         stored = {
@@ -239,7 +243,8 @@ class LocalRuntime:
         with self._lock:
             if self.knows(pod):
                 return True
-            run = self._new_run(pod, Assignment(gpus=tuple(status.get("assignedGPUs") or ())))
+            gpus = tuple(status.get("assignedGPUs") or ())
+            run = self._new_run(pod, Assignment(gpus=gpus, extra_env=dict(extra_env or {})))
             run.start_time = status.get("startTime") or now_iso()
             exited: list[_Container] = []
             for c in run.containers():
@@ -434,7 +439,12 @@ class LocalRuntime:
             if "value" in item:
                 env[item["name"]] = expand(str(item.get("value") or ""), env)
             elif "valueFrom" in item:
-                env[item["name"]] = _value_from(item["valueFrom"], md, c.spec)
+                resolved = run.assignment.extra_env.get(item["name"])
+                env[item["name"]] = (
+                    resolved
+                    if resolved is not None
+                    else _value_from(item["valueFrom"], md, c.spec)
+                )
         return env
 
     # -- process control (called with the lock held) ----------------------------------------
@@ -574,6 +584,11 @@ class LocalRuntime:
     def _on_exit(self, run: _PodRun, c: _Container) -> None:
         code: int
         sig: int | None = None
+        if c.pid:
+            # The container ended: nothing it left in its process group outlives it (as a
+            # container's processes die with it). The unreaped leader keeps the group id ours.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.pid, signal.SIGKILL)
         if c.child and c.pid:
             try:
                 _, status = os.waitpid(c.pid, os.WNOHANG)

@@ -165,10 +165,13 @@ def _refuse_in_terminating(req: AdmissionRequest) -> None:
 
 
 def register(platform: Any) -> None:
+    from shipyard.tenancy.config import CONFIG_MAP, SECRET
     from shipyard.tenancy.controller import NamespaceController, QuotaController
 
     platform.registry.add(NAMESPACE)
     platform.registry.add(RESOURCE_QUOTA)
+    platform.registry.add(CONFIG_MAP)
+    platform.registry.add(SECRET)
     platform.service.mutators.append(_namespace_defaults)
     platform.service.admission.append(_refuse_in_terminating)
     platform.service.admission.append(check_quota)
