@@ -290,8 +290,9 @@ def _routes(app: FastAPI, api: Api) -> None:
 
     for core, prefix in ((True, "/api/{version}"), (False, "/apis/{group}/{version}")):
         nsp = prefix + "/namespaces/{namespace}/{plural}"
-        add(prefix + "/{plural}/{name}/status", api.status, ["PUT", "PATCH"], core=core, ns=False)
-        add(nsp + "/{name}/status", api.status, ["PUT", "PATCH"], core=core, ns=True)
+        for method in ("PUT", "PATCH"):  # one route each: OpenAPI operationIds stay unique
+            add(prefix + "/{plural}/{name}/status", api.status, [method], core=core, ns=False)
+            add(nsp + "/{name}/status", api.status, [method], core=core, ns=True)
         add(nsp + "/{name}/log", api.logs, ["GET"], core=core, ns=True)
         add(nsp + "/{name}", api.get, ["GET"], core=core, ns=True)
         add(nsp + "/{name}", api.replace, ["PUT"], core=core, ns=True)
