@@ -16,7 +16,7 @@ import yaml
 
 from shipyard.core.resource import KindInfo, KindRegistry, Obj, validate_object
 from shipyard.core.store import RawList, Store
-from shipyard.errors import BadRequest, Invalid, NotFound, ShipyardError
+from shipyard.errors import BadRequest, Conflict, Invalid, NotFound, ShipyardError
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,21 @@ class Service:
 
         Returns the object and what happened: created, configured or unchanged.
         """
+        md = obj.get("metadata")
+        if isinstance(md, dict) and md.get("resourceVersion"):
+            return self._apply_once(obj, namespace, where, dry_run)
+        # Without a resourceVersion, apply means "make it so" over whatever is current: a
+        # concurrent write (a controller's status update) is no conflict, so re-read and retry.
+        for _ in range(9):
+            try:
+                return self._apply_once(obj, namespace, where, dry_run)
+            except Conflict:
+                continue
+        return self._apply_once(obj, namespace, where, dry_run)
+
+    def _apply_once(
+        self, obj: Obj, namespace: str | None, where: str, dry_run: bool
+    ) -> tuple[Obj, str]:
         info, new = self._prepare(obj, where, namespace)
         md = new["metadata"]
         if not md.get("name"):
@@ -212,6 +227,19 @@ class Service:
     def patch(self, info: KindInfo, namespace: str, name: str, patch: Obj) -> Obj:
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a JSON object")
+        md = patch.get("metadata")
+        if isinstance(md, dict) and md.get("resourceVersion"):
+            return self._patch_once(info, namespace, name, patch)
+        # Without a resourceVersion a patch applies to whatever is current, as in Kubernetes:
+        # a concurrent write (a controller's status update) is no conflict, so re-read and retry.
+        for _ in range(9):
+            try:
+                return self._patch_once(info, namespace, name, patch)
+            except Conflict:
+                continue
+        return self._patch_once(info, namespace, name, patch)
+
+    def _patch_once(self, info: KindInfo, namespace: str, name: str, patch: Obj) -> Obj:
         old = self.get(info, namespace, name)
         status_patch = patch.get("status")
         body = merge_patch(
