@@ -622,7 +622,7 @@ class LocalRuntime:
             if c.oom:
                 reason = "OOMKilled"
                 message = f"memory limit {quantity.fmt_bytes(c.memory_limit or 0)} exceeded"
-            elif run.phase == "Failed" and run.reason == "DeadlineExceeded":
+            elif run.reason == "DeadlineExceeded":
                 reason = "DeadlineExceeded"
             else:
                 reason = "Completed" if code == 0 else "Error"
@@ -653,8 +653,10 @@ class LocalRuntime:
         self._update_phase(run)
 
     def _update_phase(self, run: _PodRun) -> None:
-        if run.phase == "Failed" and run.reason == "DeadlineExceeded":
-            pass
+        if run.reason == "DeadlineExceeded":
+            # Failed once the killed containers are really gone, never while one runs.
+            if not any(c.state == "running" for c in run.containers()):
+                run.phase = "Failed"
         elif any(
             c.state == "terminated" and c.exit_code != 0 and not c.restart_pending for c in run.init
         ):
@@ -682,7 +684,7 @@ class LocalRuntime:
         def expire() -> None:
             if run.phase in ("Succeeded", "Failed"):
                 return
-            run.phase, run.reason = "Failed", "DeadlineExceeded"
+            run.reason, run.stopping = "DeadlineExceeded", True
             run.message = (
                 f"Pod was active on the node longer than the specified deadline ({deadline}s)"
             )
