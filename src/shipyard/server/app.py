@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard import __version__
@@ -243,14 +244,17 @@ class Api:
         pod = self.service.get(info, namespace or "", name)
         q = request.query_params
         tail = q.get("tailLines")
+        try:
+            tail_lines = int(tail) if tail else None
+        except ValueError:
+            raise BadRequest(f"tailLines {tail!r} is not a number", field="tailLines") from None
         chunks = self.platform.runtime.logs(
-            pod,
-            q.get("container"),
-            follow=q.get("follow") in ("true", "1"),
-            tail=int(tail) if tail else None,
+            pod, q.get("container"), follow=q.get("follow") in ("true", "1"), tail=tail_lines
         )
-        # Resolve the container name now so a bad one is a 400, not a broken stream.
-        first = next(chunks, b"")
+        # Resolve the container name now so a bad one is a 400, not a broken stream. The
+        # runtime's iterator blocks (a followed Pod that prints nothing yet): run it in a
+        # worker thread, never on the event loop.
+        first = await run_in_threadpool(next, chunks, b"")
 
         def stream() -> Any:
             yield first
