@@ -39,6 +39,7 @@ import psutil
 from shipyard.core import quantity
 from shipyard.core.resource import now_iso
 from shipyard.runtime.base import Assignment, Obj, OnChange
+from shipyard.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class LocalRuntime:
         self.data_dir = Path(data_dir)
         self.logs_dir = self.data_dir / "logs"
         self.run_dir = self.data_dir / "run"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -206,6 +208,8 @@ class LocalRuntime:
         self._timer_seq = 0
         self._on_change: OnChange = lambda ns, name: None
         self._closed = False
+        # Pods annotated shipyard.dev/warm fork from a zygote instead (runtime/warm.py).
+        self.warm = WarmPool(self.run_dir / "warm")
         self._thread = threading.Thread(target=self._loop, name="local-runtime", daemon=True)
         self._thread.start()
         self._watchdog = threading.Thread(target=self._memory_watchdog, daemon=True)
@@ -305,7 +309,8 @@ class LocalRuntime:
             if run is not None:
                 for c in run.containers():
                     self._close_fd(c)
-                shutil.rmtree(self.run_dir / run.uid, ignore_errors=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        c.exit_path.unlink()
 
     def endpoint(self, pod: Obj, port: int) -> tuple[str, int]:
         return ("127.0.0.1", port)
@@ -377,13 +382,13 @@ class LocalRuntime:
                 self._kill(run, signal.SIGKILL)
             self._closed = True
         os.write(self._wake_w, b"x")
+        self.warm.shutdown()
 
     # -- building ---------------------------------------------------------------------------
 
     def _new_run(self, pod: Obj, assignment: Assignment) -> _PodRun:
         md, spec = pod["metadata"], pod.get("spec") or {}
         uid = md["uid"]
-        (self.run_dir / uid).mkdir(parents=True, exist_ok=True)
         logdir = self.logs_dir / md.get("namespace", "") / md["name"] / uid[:8]
         logdir.mkdir(parents=True, exist_ok=True)
         gpus = list(assignment.gpus)
@@ -394,7 +399,7 @@ class LocalRuntime:
                 spec=spec_c,
                 init=init,
                 log_path=logdir / f"{spec_c['name']}.log",
-                exit_path=self.run_dir / uid / f"{spec_c['name']}.exit",
+                exit_path=self.run_dir / f"{uid}.{spec_c['name']}.exit",
             )
             limits = (spec_c.get("resources") or {}).get("limits") or {}
             if "memory" in limits:
@@ -487,6 +492,8 @@ class LocalRuntime:
         Path(cwd).mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
+        if self._spawn_warm(run, c, argv, env, cwd):
+            return
         fd = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             pid = os.posix_spawn(
@@ -519,6 +526,31 @@ class LocalRuntime:
         self._by_fd[c.pidfd] = (run, c)
         self._sel.register(c.pidfd, selectors.EVENT_READ)
         os.write(self._wake_w, b"x")
+
+    def _spawn_warm(
+        self, run: _PodRun, c: _Container, argv: list[str], env: dict[str, str], cwd: str
+    ) -> bool:
+        """Fork a warm-eligible Python container from the warm pool (runtime/warm.py). It is
+        not our child: its connection to the zygote is watched like a pidfd and its exit code
+        comes from its exit file."""
+        got = self.warm.spawn(run.pod, argv, env, cwd, c.log_path, c.exit_path)
+        if got is None:
+            return False
+        pid, c.ticks, fd = got
+        c.pid, c.child = pid, False
+        c.state, c.reason, c.message = "running", "", ""
+        c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
+            now_iso(),
+            None,
+            None,
+            None,
+            False,
+        )
+        c.pidfd = fd
+        self._by_fd[fd] = (run, c)
+        self._sel.register(fd, selectors.EVENT_READ)
+        os.write(self._wake_w, b"x")
+        return True
 
     def _fail_start(self, run: _PodRun, c: _Container, message: str) -> None:
         c.pid = None

@@ -1,0 +1,409 @@
+"""Warm worker pool: Python containers forked from a long-lived "zygote" process.
+
+A container whose command is a Python invocation (``python -m mod ...``, ``python
+script.py ...`` or ``python -c code ...``) in a Pod annotated ``shipyard.dev/warm: "<modules>"``
+does not pay for an interpreter start and its imports: it is forked from a zygote that
+already imported ``<modules>`` (comma-separated; empty means just ``shipyard``). There is one
+zygote per set of modules, started lazily and kept warm; one that died is started again.
+``shipyard.dev/isolation: process`` opts a Pod out.
+
+Everything else is what a normal local container gets: its own session and process group,
+environment, working directory, stdout/stderr appended to its log file, the exit code written
+to its exit file (the runtime's crash-safety record), kill by process group.
+
+Protocol (one Unix stream connection per container, lean on purpose):
+
+1. runtime → zygote: 4-byte big-endian length + JSON ``{argv, env, cwd, log, exit}``;
+2. zygote forks; zygote → runtime: the child's pid (8 bytes), or nothing if it could not;
+3. runtime → child (which inherited the connection): one byte "go", sent once the runtime
+   holds what it needs to watch the child, so the child cannot exit unobserved;
+4. zygote → runtime, when the child has been reaped and its exit file written: the exit
+   code (4 bytes) then EOF. The runtime watches the connection like a pidfd.
+
+The zygote reads its standard input only to learn that the control plane is gone: it then
+stops accepting, lets its running children finish (writing their exit files so a restarted
+control plane can adopt them) and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WARM_ANNOTATION = "shipyard.dev/warm"
+ISOLATION_ANNOTATION = "shipyard.dev/isolation"
+
+Obj = dict[str, Any]
+
+
+def python_invocation(argv: list[str], path_env: str | None) -> bool:
+    """Whether ``argv`` runs *this* interpreter with ``-m``, ``-c`` or a script."""
+    if len(argv) < 2:
+        return False
+    exe = argv[0]
+    base = os.path.basename(exe)
+    if not (base == "python" or base.startswith("python3")):
+        return False
+    found = exe if os.sep in exe else shutil.which(exe, path=path_env)
+    if found is None:
+        return False
+    # A venv's python is a symlink to the base interpreter: compare the folder too, so a
+    # command naming another environment's interpreter is not forked from this one.
+    here = os.path.dirname(os.path.abspath(sys.executable))
+    if os.path.dirname(os.path.abspath(found)) != here:
+        return False
+    try:
+        if os.path.realpath(found) != os.path.realpath(sys.executable):
+            return False
+    except OSError:
+        return False
+    first = argv[1]
+    if first in ("-m", "-c"):
+        return len(argv) >= 3
+    return not first.startswith("-")
+
+
+def warm_modules(pod: Obj) -> tuple[str, ...] | None:
+    """The modules to preload for a Pod, or None when it does not ask for the warm path."""
+    ann = (pod.get("metadata") or {}).get("annotations") or {}
+    if WARM_ANNOTATION not in ann or ann.get(ISOLATION_ANNOTATION) == "process":
+        return None
+    mods = {m.strip() for m in str(ann[WARM_ANNOTATION]).split(",") if m.strip()}
+    mods.add("shipyard")
+    return tuple(sorted(mods))
+
+
+class _Zygote:
+    def __init__(self, modules: tuple[str, ...], log_path: Path) -> None:
+        self.modules = modules
+        key = hashlib.sha256(",".join(modules).encode()).hexdigest()[:16]
+        self.address = f"\0shipyard-warm-{os.getpid()}-{id(self):x}-{key}"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.address)
+        listener.listen(512)
+        logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", __name__, str(listener.fileno()), *modules],
+                stdin=subprocess.PIPE,
+                stdout=logfd,
+                stderr=logfd,
+                pass_fds=(listener.fileno(),),
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(logfd)
+            listener.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait()
+
+
+class WarmPool:
+    """Zygotes by preload set; :meth:`spawn` forks a container from the right one."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._lock = threading.Lock()
+        self._zygotes: dict[tuple[str, ...], _Zygote] = {}
+        self._broken: dict[tuple[str, ...], int] = {}
+        self._closed = False
+
+    def eligible(self, pod: Obj, argv: list[str], env: dict[str, str]) -> tuple[str, ...] | None:
+        mods = warm_modules(pod)
+        if mods is None or not python_invocation(argv, env.get("PATH")):
+            return None
+        return mods
+
+    def spawn(
+        self,
+        pod: Obj,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        log_path: Path,
+        exit_path: Path,
+    ) -> tuple[int, int, int] | None:
+        """Fork the container from a zygote; return (pid, start ticks, fd to watch) or None to
+        fall back to a normal spawn. The fd becomes readable once the container ended and its
+        exit file is written; the caller owns and closes it."""
+        mods = self.eligible(pod, argv, env)
+        if mods is None or self._broken.get(mods, 0) >= 3:
+            return None
+        request = json.dumps(
+            {"argv": argv, "env": env, "cwd": cwd, "log": str(log_path), "exit": str(exit_path)}
+        ).encode()
+        for _ in range(2):
+            zygote = self._zygote(mods)
+            if zygote is None:
+                return None
+            got = _request(zygote.address, request)
+            if got is not None:
+                self._broken.pop(mods, None)
+                return got
+            # The zygote is gone (or could not fork): start a fresh one, once.
+            with self._lock:
+                if self._zygotes.get(mods) is zygote:
+                    del self._zygotes[mods]
+                self._broken[mods] = self._broken.get(mods, 0) + 1
+            zygote.stop()
+        log.warning("warm pool for %s is unavailable; falling back to a normal spawn", mods)
+        return None
+
+    def _zygote(self, mods: tuple[str, ...]) -> _Zygote | None:
+        with self._lock:
+            if self._closed:
+                return None
+            z = self._zygotes.get(mods)
+            if z is not None and z.alive():
+                return z
+            if z is not None:
+                z.stop()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256(",".join(mods).encode()).hexdigest()[:12]
+            z = _Zygote(mods, self.run_dir / f"zygote-{name}.log")
+            self._zygotes[mods] = z
+            return z
+
+    def zygote_pids(self) -> list[int]:
+        with self._lock:
+            return [z.proc.pid for z in self._zygotes.values() if z.alive()]
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            zygotes = list(self._zygotes.values())
+            self._zygotes.clear()
+        for z in zygotes:
+            z.stop()
+
+
+def _start_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return 0
+    return int(stat[stat.rfind(b")") + 2 :].split()[19])
+
+
+def _request(address: str, request: bytes) -> tuple[int, int, int] | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address)
+        sock.sendall(struct.pack(">I", len(request)) + request)
+        data = _recv_exact(sock, 8)
+        if data is None:
+            sock.close()
+            return None
+        pid = struct.unpack(">q", data)[0]
+        ticks = _start_ticks(pid)  # the child waits for "go": it is alive here
+        sock.sendall(b"g")
+    except OSError:
+        sock.close()
+        return None
+    return pid, ticks, sock.detach()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote process (``python -P -m shipyard.runtime.warm FD MODULE...``)
+
+
+def _write_exit(path: str, code: int) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with contextlib.suppress(OSError):
+        with open(tmp, "w") as fh:
+            fh.write(f"{code}\n")
+        os.replace(tmp, path)
+
+
+def _child(conn: socket.socket, req: Obj) -> None:
+    """In the forked child: wait for "go", become the container, never return."""
+    code = 1
+    try:
+        os.setsid()
+        conn.recv(1)  # "go" (or EOF if the runtime vanished: run anyway)
+        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.closerange(3, 65536)
+        code = _run(req)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            traceback.print_exc()
+    _write_exit(req["exit"], code)
+    os._exit(code)
+
+
+def _run(req: Obj) -> int:
+    import atexit
+    import runpy
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    env: dict[str, str] = req["env"]
+    os.environ.clear()
+    os.environ.update(env)
+    if env.get("PYTHONUNBUFFERED"):
+        with contextlib.suppress(Exception):
+            sys.stdout.reconfigure(write_through=True)  # type: ignore[union-attr]
+            sys.stderr.reconfigure(write_through=True)  # type: ignore[union-attr]
+    try:
+        os.chdir(req["cwd"])
+    except OSError as exc:
+        print(f"cannot change to working directory {req['cwd']!r}: {exc}", file=sys.stderr)
+        return 126
+    argv: list[str] = req["argv"][1:]
+    extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if "numpy" in sys.modules:
+        with contextlib.suppress(Exception):
+            sys.modules["numpy"].random.seed()
+    code = 0
+    try:
+        if argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            sys.path[:0] = [os.getcwd(), *extra]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        elif argv[0] == "-c":
+            sys.argv = ["-c", *argv[2:]]
+            sys.path[:0] = ["", *extra]
+            exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+        else:
+            sys.argv = list(argv)
+            sys.path[:0] = [os.path.dirname(os.path.abspath(argv[0])), *extra]
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    return code
+
+
+def _exit_code(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def zygote_main(listen_fd: int, modules: list[str]) -> None:
+    import importlib
+    import selectors
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for mod in modules:
+        importlib.import_module(mod)
+    listener = socket.socket(fileno=listen_fd)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, "accept")
+    sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
+    children: _Children = {}
+    accepting = True
+    while accepting or children:
+        for key, _ in sel.select():
+            if key.data == "accept":
+                conn, _ = listener.accept()
+                _serve(conn, sel, children)
+            elif key.data == "parent":
+                if not os.read(sys.stdin.fileno(), 4096):
+                    sel.unregister(key.fd)
+                    sel.unregister(listener)
+                    listener.close()
+                    accepting = False
+            else:
+                pidfd = int(key.fd)
+                pid, conn, exit_path = children.pop(pidfd)
+                sel.unregister(pidfd)
+                os.close(pidfd)
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                code = 128 - code if code < 0 else code
+                _write_exit(exit_path, code)
+                with contextlib.suppress(OSError):
+                    conn.sendall(struct.pack(">i", code))
+                conn.close()
+
+
+_Children = dict[int, tuple[int, socket.socket, str]]  # pidfd -> (pid, conn, exit path)
+
+
+def _serve(conn: socket.socket, sel: Any, children: _Children) -> None:
+    try:
+        head = _recv_exact(conn, 4)
+        body = _recv_exact(conn, struct.unpack(">I", head)[0]) if head else None
+        if body is None:
+            conn.close()
+            return
+        req = json.loads(body)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+    except Exception:
+        log.exception("warm zygote: request failed")
+        conn.close()
+        return
+    if pid == 0:
+        _child(conn, req)
+    pidfd = os.pidfd_open(pid)
+    children[pidfd] = (pid, conn, req["exit"])
+    sel.register(pidfd, 1, "child")
+    with contextlib.suppress(OSError):
+        conn.sendall(struct.pack(">q", pid))
+
+
+if __name__ == "__main__":
+    zygote_main(int(sys.argv[1]), sys.argv[2:])

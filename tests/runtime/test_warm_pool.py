@@ -1,0 +1,210 @@
+"""The warm path of the local runtime (runtime/warm.py): Pods annotated ``shipyard.dev/warm``
+whose command is a Python invocation are forked from a zygote, and must behave exactly as
+normally spawned containers: exit codes, logs, env, cwd, restarts, kill, re-adoption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from shipyard.runtime.base import Assignment
+from shipyard.runtime.local import LocalRuntime
+
+Obj = dict[str, Any]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.01)
+
+
+def warm_pod(*containers: Obj, warm: str = "", restart: str = "Never", **ann: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"w-{uuid.uuid4().hex[:6]}",
+            "namespace": "default",
+            "uid": str(uuid.uuid4()),
+            "annotations": {"shipyard.dev/warm": warm, **ann},
+        },
+        "spec": {"containers": list(containers), "restartPolicy": restart},
+    }
+
+
+def py(code: str, name: str = "main", **extra: Any) -> Obj:
+    return {"name": name, "command": ["python", "-c", code], **extra}
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> Iterator[LocalRuntime]:
+    r = LocalRuntime(tmp_path / "data", backoff_base=0.05, backoff_cap=0.2)
+    try:
+        yield r
+    finally:
+        r.shutdown(grace=2)
+
+
+def finished(rt: LocalRuntime, pod: Obj) -> Obj:
+    def done() -> Obj | None:
+        st = rt.status(pod)
+        return st if st and st["phase"] in ("Succeeded", "Failed") else None
+
+    result: Obj = wait_until(done, what=f"pod {pod['metadata']['name']} to finish")
+    return result
+
+
+def terminated(status: Obj) -> Obj:
+    state: Obj = status["containerStatuses"][0]["state"]["terminated"]
+    return state
+
+
+def log_of(rt: LocalRuntime, pod: Obj) -> str:
+    return b"".join(rt.logs(pod)).decode()
+
+
+def test_exit_codes_logs_env_and_cwd_like_a_normal_container(
+    rt: LocalRuntime, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    code = (
+        "import os, sys; print('out', os.getcwd(), os.environ['GREETING'], "
+        "os.environ['SHIPYARD_POD_NAME'], os.getpid() == os.getpgid(0)); "
+        "print('err', file=sys.stderr); sys.exit(3)"
+    )
+    pod = warm_pod(py(code, env=[{"name": "GREETING", "value": "hi"}], workingDir=str(work)))
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    assert st["phase"] == "Failed"
+    assert terminated(st)["exitCode"] == 3
+    text = log_of(rt, pod)
+    assert f"out {work} hi {pod['metadata']['name']} True" in text
+    assert "err" in text
+    # Forked from the zygote, not spawned through the shell wrapper.
+    assert rt.warm.zygote_pids(), "no zygote was started"
+    pid = int(terminated(st)["containerID"].split("/")[2])
+    assert pid not in rt.warm.zygote_pids()
+
+
+def test_modules_scripts_and_uncaught_exceptions(rt: LocalRuntime, tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("import sys\nprint('script args', sys.argv[1:])\n")
+    ok = warm_pod({"name": "main", "command": ["python", str(script)], "args": ["a", "b"]})
+    mod = warm_pod({"name": "main", "command": ["python", "-m", "json.tool", "--help"]})
+    boom = warm_pod(py("raise RuntimeError('kaboom')"))
+    for p in (ok, mod, boom):
+        rt.start(p, Assignment())
+    assert finished(rt, ok)["phase"] == "Succeeded"
+    assert "script args ['a', 'b']" in log_of(rt, ok)
+    assert finished(rt, mod)["phase"] == "Succeeded"
+    assert "usage" in log_of(rt, mod)
+    st = finished(rt, boom)
+    assert terminated(st)["exitCode"] == 1
+    assert "RuntimeError: kaboom" in log_of(rt, boom)
+
+
+def test_preloaded_modules_are_already_imported_in_the_child(rt: LocalRuntime) -> None:
+    code = "import sys; print('preloaded', 'csv' in sys.modules)"
+    pod = warm_pod(py(code), warm="csv")
+    cold = warm_pod(py(code), **{"shipyard.dev/isolation": "process"})
+    rt.start(pod, Assignment())
+    rt.start(cold, Assignment())
+    finished(rt, pod)
+    finished(rt, cold)
+    assert "preloaded True" in log_of(rt, pod)
+    # Opted out: a fresh interpreter, which does not import csv at start.
+    assert "preloaded False" in log_of(rt, cold)
+
+
+def test_on_failure_restarts_with_the_exit_file_recorded(rt: LocalRuntime, tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    code = (
+        f"import pathlib, sys; p = pathlib.Path({str(counter)!r}); "
+        "n = int(p.read_text()) if p.exists() else 0; p.write_text(str(n + 1)); "
+        "sys.exit(0 if n >= 2 else 7)"
+    )
+    pod = warm_pod(py(code), restart="OnFailure")
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    assert st["phase"] == "Succeeded"
+    cs = st["containerStatuses"][0]
+    assert cs["restartCount"] == 2
+    assert cs["lastState"]["terminated"]["exitCode"] == 7
+
+
+def test_stop_kills_the_process_group_and_reports_the_signal_code(rt: LocalRuntime) -> None:
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    pod = warm_pod(py(code))
+    rt.start(pod, Assignment())
+    wait_until(lambda: "up" in log_of(rt, pod), what="child to start")
+    st = rt.status(pod)
+    assert st is not None
+    pid = int(st["containerStatuses"][0]["containerID"].split("/")[2])
+    kids = psutil.Process(pid).children(recursive=True)
+    assert kids
+    rt.stop(pod, grace_seconds=5)
+    st = finished(rt, pod)
+    assert terminated(st)["exitCode"] == 128 + signal.SIGTERM
+    wait_until(lambda: not any(k.is_running() and k.status() != "zombie" for k in kids))
+
+
+def test_a_dead_zygote_is_replaced(rt: LocalRuntime) -> None:
+    first = warm_pod(py("print('one')"))
+    rt.start(first, Assignment())
+    finished(rt, first)
+    (zpid,) = rt.warm.zygote_pids()
+    os.kill(zpid, signal.SIGKILL)
+    wait_until(lambda: not psutil.pid_exists(zpid) or psutil.Process(zpid).status() == "zombie")
+    second = warm_pod(py("print('two')"))
+    rt.start(second, Assignment())
+    assert finished(rt, second)["phase"] == "Succeeded"
+    assert "two" in log_of(rt, second)
+    assert rt.warm.zygote_pids() and zpid not in rt.warm.zygote_pids()
+
+
+def test_non_python_commands_and_other_interpreters_spawn_normally(rt: LocalRuntime) -> None:
+    pod = warm_pod({"name": "main", "command": ["sh", "-c", "echo from-sh"]})
+    rt.start(pod, Assignment())
+    assert finished(rt, pod)["phase"] == "Succeeded"
+    assert "from-sh" in log_of(rt, pod)
+    assert rt.warm.zygote_pids() == []
+
+
+def test_shutdown_stops_zygotes(tmp_path: Path) -> None:
+    r = LocalRuntime(tmp_path / "d")
+    pod = warm_pod(py("print('x')"))
+    r.start(pod, Assignment())
+    wait_until(lambda: (r.status(pod) or {}).get("phase") == "Succeeded")
+    pids = r.warm.zygote_pids()
+    assert pids
+    r.shutdown(grace=2)
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_many_concurrent_forks_all_report_their_own_exit_code(rt: LocalRuntime) -> None:
+    pods = [warm_pod(py(f"import sys; print({i}); sys.exit({i % 5})")) for i in range(30)]
+    for p in pods:
+        rt.start(p, Assignment())
+    for i, p in enumerate(pods):
+        assert terminated(finished(rt, p))["exitCode"] == i % 5
+        assert log_of(rt, p).strip() == str(i)
