@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shipyard import __version__
 from shipyard.core.resource import KindInfo, Obj
@@ -360,6 +361,17 @@ class _Timing:
             )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves for this path (each route has one method here, so
+    Starlette's own Allow header names only the first)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods - {"HEAD"}))
+
+
 def create_app(platform: Any) -> FastAPI:
     app = FastAPI(
         title="Shipyard",
@@ -392,7 +404,13 @@ def create_app(platform: Any) -> FastAPI:
             else "Error"
         )
         msg = f"no such path: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
-        return _json({"error": {"code": code, "message": msg, "field": None}}, exc.status_code)
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed:
+            msg = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        resp = _json({"error": {"code": code, "message": msg, "field": None}}, exc.status_code)
+        if allowed:
+            resp.headers["Allow"] = allowed
+        return resp
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
