@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 def _components() -> list[Callable[[Platform], None]]:
     from shipyard import pods, tenancy
+    from shipyard import training
 
-    return [tenancy.register, pods.register]
+    return [tenancy.register, pods.register, training.register]
 
 
 class Platform:
