@@ -271,16 +271,21 @@ class CoreClient:
             group, _, version = str(obj["apiVersion"]).rpartition("/")
             path = self._path(t, ns, str(name), (group, version))
             params = {"dryRun": "All"} if dry_run else {}
-            if dry_run and ns and planned_ns and ns in planned_ns:
-                # The namespace is created earlier in this same apply.
-                return ApplyResult(obj, "validated", source)
-            resp = self._request(
-                "PATCH",
-                path,
-                content=orjson.dumps(obj),
-                params=params,
-                headers={"content-type": "application/apply-patch+json"},
-            )
+            try:
+                resp = self._request(
+                    "PATCH",
+                    path,
+                    content=orjson.dumps(obj),
+                    params=params,
+                    headers={"content-type": "application/apply-patch+json"},
+                )
+            except errors.NotFound as exc:
+                # The namespace is created earlier in this same apply: the server validated
+                # the object before it found the namespace missing.
+                planned = dry_run and ns and planned_ns and ns in planned_ns
+                if planned and exc.field == "metadata.namespace":
+                    return ApplyResult(obj, "validated", source)
+                raise
         except errors.ShipyardError as exc:
             if source:
                 exc.message = f"{source}: {exc.message}"
