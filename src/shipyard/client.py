@@ -215,7 +215,13 @@ class CoreClient:
         for t in self.types():
             if t.kind == kind and (group, version) in ((t.group, t.version), *t.aliases):
                 return t
-        raise errors.NotFound(f"unknown kind {kind!r} in apiVersion {api_version!r}", field="kind")
+        known = ", ".join(
+            sorted({f"{t.group}/{t.version} {t.kind}".lstrip("/") for t in self.types()})
+        )
+        raise errors.NotFound(
+            f"unknown kind {kind!r} in apiVersion {api_version!r}; known kinds: {known}",
+            field="kind",
+        )
 
     @staticmethod
     def _path(
