@@ -33,6 +33,9 @@ class Reconciler(Protocol):
     owns: tuple[str, ...]
     maps: dict[str, Mapper]
     workers: int
+    # Skip events of the own kind that changed only status (a controller that is the only
+    # writer of its kind's status need not look again after its own write).
+    ignore_own_status: bool
 
     def reconcile(self, namespace: str, name: str) -> float | None: ...
 
@@ -181,6 +184,8 @@ class Manager:
     def _on_event(self, ev: Event) -> None:
         key = (ev.namespace, ev.name)
         for runner in self._by_kind.get(ev.kind, ()):
+            if ev.status_only and getattr(runner.rec, "ignore_own_status", False):
+                continue
             runner.queue.add(key)
         owned = self._owned.get(ev.kind)
         if owned:
@@ -256,6 +261,7 @@ class Controller:
     owns: tuple[str, ...] = ()
     maps: dict[str, Mapper] = {}
     workers: int = 2
+    ignore_own_status: bool = False
 
     def reconcile(self, namespace: str, name: str) -> float | None:  # pragma: no cover
         raise NotImplementedError

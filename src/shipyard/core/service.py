@@ -16,7 +16,7 @@ import yaml
 
 from shipyard.core.resource import KindInfo, KindRegistry, Obj, validate_object
 from shipyard.core.store import RawList, Store
-from shipyard.errors import BadRequest, Conflict, Invalid, NotFound, ShipyardError
+from shipyard.errors import BadRequest, Conflict, Invalid, ShipyardError
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,6 @@ class Service:
                 exc.args = (exc.message,)
             raise
 
-    def check_namespace(self, info: KindInfo, namespace: str) -> None:
-        if info.namespaced and self.store.try_get("Namespace", "", namespace) is None:
-            raise NotFound(
-                f"namespace {namespace!r} not found: create it first "
-                f"(kind: Namespace, metadata.name: {namespace})",
-                field="metadata.namespace",
-            )
-
     # -- operations ---------------------------------------------------------------------------
 
     def create(
@@ -125,7 +117,6 @@ class Service:
             for k, v in obj["metadata"].items()
             if k not in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
         }
-        self.check_namespace(info, obj["metadata"].get("namespace", ""))
         self._admit("CREATE", info, obj, None, where)
         if dry_run:
             return obj

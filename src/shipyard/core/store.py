@@ -78,6 +78,9 @@ class Event:
     kind: str
     obj: Obj
     rv: int
+    # True when only ``status`` changed (written by update_status): controllers that write
+    # a kind's status themselves can skip these.
+    status_only: bool = False
 
     @property
     def namespace(self) -> str:
@@ -440,10 +443,17 @@ class Store:
         return self._allocated
 
     def _emit(
-        self, conn: Connection, events: builtins.list[Event], etype: str, kind: str, obj: Obj
+        self,
+        conn: Connection,
+        events: builtins.list[Event],
+        etype: str,
+        kind: str,
+        obj: Obj,
+        data: str | None = None,
+        status_only: bool = False,
     ) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
-        data = _dumps(obj)
+        data = data if data is not None else _dumps(obj)
         conn.execute(
             events_t.insert().values(
                 rv=rv,
@@ -455,7 +465,7 @@ class Store:
             )
         )
         # A copy: the caller keeps (and may change) ``obj``; watchers get what was written.
-        events.append(Event(etype, kind, orjson.loads(data), rv))
+        events.append(Event(etype, kind, orjson.loads(data), rv, status_only))
 
     @staticmethod
     def _write_index(conn: Connection, rid: int, obj: Obj, *, replace: bool) -> None:
@@ -537,24 +547,26 @@ class Store:
         obj: Obj,
         *,
         index: bool,
+        status_only: bool = False,
     ) -> Obj:
         obj["metadata"]["resourceVersion"] = str(self._next_rv())
         md = obj["metadata"]
         if md.get("deletionTimestamp") and not md.get("finalizers"):
             self._remove(conn, events, kind, rid, obj)
             return obj
+        data = _dumps(obj)
         conn.execute(
             resources.update()
             .where(resources.c.id == rid)
             .values(
                 rv=int(md["resourceVersion"]),
                 phase=(obj.get("status") or {}).get("phase"),
-                data=_dumps(obj),
+                data=data,
             )
         )
         if index:
             self._write_index(conn, rid, obj, replace=True)
-        self._emit(conn, events, "MODIFIED", kind, obj)
+        self._emit(conn, events, "MODIFIED", kind, obj, data, status_only)
         return obj
 
     def update(self, kind: str, obj: Obj, *, check_rv: bool = True) -> Obj:
@@ -590,7 +602,7 @@ class Store:
             rid, cur = self._current(conn, kind, namespace, name)
             self._check_rv(cur, rv)
             cur["status"] = status
-            return self._save(conn, events, kind, rid, cur, index=False)
+            return self._save(conn, events, kind, rid, cur, index=False, status_only=True)
 
     def delete(self, kind: str, namespace: str, name: str, *, rv: str | int | None = None) -> Obj:
         """Delete an object and, cascading, everything it owns.

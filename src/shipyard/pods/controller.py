@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 class PodController(Controller):
     kind = POD.key
     workers = 4
+    # Pod status is written only here; the runtime's callbacks wake us for real changes.
+    ignore_own_status = True
 
     def __init__(self, platform: Any) -> None:
         self.store = platform.store

@@ -14,7 +14,8 @@ from pydantic import field_validator
 from shipyard.core import quantity
 from shipyard.core.resource import Column, KindInfo, Model, Obj
 from shipyard.core.service import AdmissionRequest
-from shipyard.errors import Forbidden
+from shipyard.errors import Forbidden, NotFound
+from shipyard.tenancy.cache import TenancyCache
 
 NS_FINALIZER = "kubernetes"
 
@@ -113,11 +114,11 @@ def _fmt(key: str, value: float) -> str:
     return quantity.fmt(base, value)
 
 
-def check_quota(req: AdmissionRequest) -> None:
+def check_quota(req: AdmissionRequest, quotas: list[Obj]) -> None:
+    """Refuse a Pod create that would take its namespace past one of ``quotas``."""
     if req.operation != "CREATE" or req.info.kind != "Pod" or req.info.group:
         return
     ns = req.obj["metadata"].get("namespace", "")
-    quotas = req.service.store.list(RESOURCE_QUOTA.key, ns).items
     if not quotas:
         return
     want = pod_usage(req.obj)
@@ -152,19 +153,33 @@ def _namespace_defaults(req: AdmissionRequest) -> None:
         req.obj.setdefault("status", {})
 
 
-def _refuse_in_terminating(req: AdmissionRequest) -> None:
-    if req.operation != "CREATE" or not req.info.namespaced:
-        return
-    ns = req.obj["metadata"].get("namespace", "")
-    nso = req.service.store.try_get(NAMESPACE.key, "", ns)
-    if nso and nso["metadata"].get("deletionTimestamp"):
-        raise Forbidden(
-            f"namespace {ns!r} is being deleted; no new objects may be created in it",
-            field="metadata.namespace",
-        )
+class Admission:
+    """Namespace and quota admission, answered from the tenancy cache."""
+
+    def __init__(self, cache: TenancyCache) -> None:
+        self.cache = cache
+
+    def __call__(self, req: AdmissionRequest) -> None:
+        if req.operation != "CREATE" or not req.info.namespaced:
+            return
+        ns = req.obj["metadata"].get("namespace", "")
+        nso = self.cache.namespace(ns)
+        if nso is None:
+            raise NotFound(
+                f"namespace {ns!r} not found: create it first "
+                f"(kind: Namespace, metadata.name: {ns})",
+                field="metadata.namespace",
+            )
+        if nso["metadata"].get("deletionTimestamp"):
+            raise Forbidden(
+                f"namespace {ns!r} is being deleted; no new objects may be created in it",
+                field="metadata.namespace",
+            )
+        check_quota(req, self.cache.quotas(ns))
 
 
 def register(platform: Any) -> None:
+    from shipyard.tenancy.cache import attach
     from shipyard.tenancy.config import CONFIG_MAP, SECRET
     from shipyard.tenancy.controller import NamespaceController, QuotaController
 
@@ -173,7 +188,7 @@ def register(platform: Any) -> None:
     platform.registry.add(CONFIG_MAP)
     platform.registry.add(SECRET)
     platform.service.mutators.append(_namespace_defaults)
-    platform.service.admission.append(_refuse_in_terminating)
-    platform.service.admission.append(check_quota)
+    cache = attach(platform)
+    platform.service.admission.append(Admission(cache))
     platform.manager.add(NamespaceController(platform))
     platform.manager.add(QuotaController(platform))

@@ -9,6 +9,7 @@ from shipyard.core.controller import Controller
 from shipyard.core.store import Event
 from shipyard.errors import Conflict, NotFound
 from shipyard.tenancy.api import NAMESPACE, NS_FINALIZER, RESOURCE_QUOTA, _fmt, namespace_usage
+from shipyard.tenancy.cache import TenancyCache
 
 
 class NamespaceController(Controller):
@@ -59,11 +60,11 @@ class QuotaController(Controller):
     def __init__(self, platform: Any) -> None:
         self.store = platform.store
         self.service = platform.service
+        self.cache: TenancyCache = platform.tenancy_cache
         self.maps = {"Pod": self._quotas_of}
 
     def _quotas_of(self, ev: Event) -> list[tuple[str, str]]:
-        ns = ev.namespace
-        return [(ns, q["metadata"]["name"]) for q in self.store.list(self.kind, ns).items]
+        return self.cache.quota_keys(ev.namespace)
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         q = self.store.try_get(self.kind, namespace, name)
