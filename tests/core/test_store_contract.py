@@ -776,3 +776,20 @@ def test_watch_from_far_behind_delivers_the_whole_backlog(store: Store) -> None:
             got += batch
     assert [e.name for e in got] == [f"w{i:03d}" for i in range(120)]
     assert [e.rv for e in got] == sorted(e.rv for e in got)
+
+
+def test_events_say_whether_only_status_changed(store: Store) -> None:
+    start = store.rv
+    obj = store.create(KIND, widget("s"))
+    store.update_status(KIND, "team-a", "s", {"phase": "Running"})
+    obj = store.get(KIND, "team-a", "s")
+    obj["spec"] = {"size": 2}
+    store.update(KIND, obj)
+    store.delete(KIND, "team-a", "s")
+    flags = [(e.type, e.status_only) for e in store.events_since(start)]
+    assert flags == [
+        ("ADDED", False),
+        ("MODIFIED", True),
+        ("MODIFIED", False),
+        ("DELETED", False),
+    ]
