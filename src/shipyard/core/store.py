@@ -79,7 +79,8 @@ class Event:
     obj: Obj
     rv: int
     # True when only ``status`` changed (written by update_status): controllers that write
-    # a kind's status themselves can skip these.
+    # a kind's status themselves can skip these. Set on live events only (subscribe); events
+    # replayed from the log (events_since) say False.
     status_only: bool = False
 
     @property
