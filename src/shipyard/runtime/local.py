@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 # $1 working dir, $2 exit-code file, then the command. Records the exit code for re-adoption.
 # SIGTERM reaches the whole group; the wrapper outlives it (a no-op trap, which exec resets, so
 # the command keeps the default) to report how the command itself ended after a graceful stop.
+# The shell's own stderr goes to /dev/null (the command, exec'd in a subshell, keeps the log as
+# fd 2), so its notes such as "Terminated" about its killed child never land in the Pod's log.
 _WRAPPER = (
-    'trap : TERM; cd -- "$1" || exit 126; f=$2; shift 2; "$@"; rc=$?; echo $rc > "$f"; exit $rc'
+    'trap : TERM; cd -- "$1" || exit 126; f=$2; shift 2; exec 3>&2 2>/dev/null; '
+    '(exec "$@" 2>&3 3>&-); rc=$?; echo $rc > "$f"; exit $rc'
 )
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$\(")
 
