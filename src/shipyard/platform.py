@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 def _components() -> list[Callable[[Platform], None]]:
     from shipyard import pods, tenancy
-    from shipyard import training
+    from shipyard import serving, training
 
-    return [tenancy.register, pods.register, training.register]
+    return [tenancy.register, pods.register, training.register, serving.register]
 
 
 class Platform:
