@@ -27,6 +27,7 @@ import orjson
 
 from shipyard import errors
 from shipyard.core.service import parse_documents
+from shipyard.training.sdk import TrainingMixin
 
 Obj = dict[str, Any]
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -537,7 +538,7 @@ class CoreClient:
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
 # ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
-class Client(CoreClient):
+class Client(TrainingMixin, CoreClient):
     """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 
