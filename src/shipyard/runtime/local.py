@@ -26,6 +26,7 @@ import re
 import selectors
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -90,6 +91,8 @@ class _Container:
     ticks: int | None = None
     pidfd: int | None = None
     child: bool = False
+    # Kept so subprocess never reaps it behind our back; marked reaped after our waitpid.
+    proc: subprocess.Popen[bytes] | None = None
     state: str = "waiting"  # waiting | running | terminated
     reason: str = "ContainerCreating"
     message: str = ""
@@ -499,23 +502,23 @@ class LocalRuntime:
             return
         fd = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            pid = os.posix_spawn(
-                "/bin/sh",
+            # subprocess's fork_exec releases the GIL while the child starts (os.posix_spawn
+            # holds it), so a burst of Pods does not stall the API and the controllers.
+            proc = subprocess.Popen(
                 ["/bin/sh", "-c", _WRAPPER, f"pod:{run.name}", cwd, str(c.exit_path), *argv],
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, fd, 1),
-                    (os.POSIX_SPAWN_DUP2, fd, 2),
-                ],
-                setsid=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                start_new_session=True,
             )
         except OSError as exc:
             os.close(fd)
             self._fail_start(run, c, f"cannot start: {exc}")
             return
         os.close(fd)
-        c.pid, c.child = pid, True
+        pid = proc.pid
+        c.pid, c.child, c.proc = pid, True, proc
         c.ticks = proc_start_ticks(pid) or 0
         c.state, c.reason, c.message = "running", "", ""
         c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
@@ -636,6 +639,9 @@ class LocalRuntime:
                 code = 128 + sig
             else:
                 code = os.WEXITSTATUS(status)
+            if c.proc is not None:
+                c.proc.returncode = code
+                c.proc = None
         else:
             code, sig = self._read_exit_file(c)
         self._close_fd(c)
