@@ -181,6 +181,13 @@ def not_honoured_locally(pod: Obj) -> list[str]:
 
 def _validate(pod: Obj) -> None:
     spec = pod["spec"]
+    size = (pod["metadata"].get("annotations") or {}).get("shipyard.dev/gang-size")
+    if size is not None and not (str(size).isdigit() and int(size) >= 1):
+        raise Invalid(
+            f"metadata.annotations[shipyard.dev/gang-size]: {size!r} must be a positive "
+            "integer (the number of Pods in the gang)",
+            field="metadata.annotations[shipyard.dev/gang-size]",
+        )
     names: set[str] = set()
     for group in ("initContainers", "containers"):
         for i, c in enumerate(spec.get(group) or []):

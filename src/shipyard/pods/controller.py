@@ -105,6 +105,8 @@ class PodController(Controller):
             )
             if changed or (pod.get("status") or {}).get("phase") != "Pending":
                 self._write_status(pod, status)
+            if gang and decision.reason != "WaitingForGang":
+                self._wake_stale_members(pod, members, decision)
             return False
         for other_ns, other in decision.also_admitted:
             self._wake(other_ns, other)
@@ -119,6 +121,17 @@ class PodController(Controller):
             return False
         self.runtime.start(pod, Assignment(gpus=decision.gpus, extra_env=extra_env))
         return True
+
+    def _wake_stale_members(self, pod: Obj, members: list[Obj], decision: Decision) -> None:
+        """The whole gang exists but was refused: members that still say otherwise (such as
+        'waiting for its pods') look again, so every member shows the same reason."""
+        for m in members:
+            if m["metadata"]["uid"] == pod["metadata"]["uid"]:
+                continue
+            conds = (m.get("status") or {}).get("conditions") or []
+            cond: Obj = next((c for c in conds if c.get("type") == "PodScheduled"), {})
+            if (cond.get("reason"), cond.get("message")) != (decision.reason, decision.message):
+                self._wake(m["metadata"].get("namespace", ""), m["metadata"]["name"])
 
     def _env_refs(self, pod: Obj, *, strict: bool) -> dict[str, str]:
         """ConfigMap/Secret values the Pod's env names (MissingReference if strict)."""
