@@ -21,7 +21,7 @@ up: install
 	$(BIN)/shipyard up --host $(HOST) --port $(PORT) --apply examples/
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,torch]'
 	bash scripts/test-services.sh
 
 lint: install-test
