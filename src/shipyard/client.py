@@ -27,6 +27,7 @@ import orjson
 
 from shipyard import errors
 from shipyard.core.service import parse_documents
+from shipyard.serving.sdk import ServingMixin
 from shipyard.training.sdk import TrainingMixin
 
 Obj = dict[str, Any]
@@ -538,7 +539,7 @@ class CoreClient:
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
 # ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
-class Client(TrainingMixin, CoreClient):
+class Client(TrainingMixin, ServingMixin, CoreClient):
     """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 
