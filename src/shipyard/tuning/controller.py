@@ -1,0 +1,283 @@
+"""The Experiment controller: counts, the best trial, completion, and new trials.
+
+Level-triggered: each reconcile lists the experiment's Trials (owned by it), derives every
+count and the current optimal trial from them, decides whether the experiment is done (goal
+reached, max trials, max failures, search space exhausted) and otherwise asks the
+algorithm for as many new trials as ``parallelTrialCount`` and ``maxTrialCount`` allow.
+Trial events wake it (Trials are owned children).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import secrets
+from typing import Any
+
+from shipyard.core.controller import Controller
+from shipyard.core.resource import (
+    Obj,
+    controller_of,
+    get_condition,
+    is_true,
+    now_iso,
+    owner_ref,
+    set_condition,
+)
+from shipyard.errors import AlreadyExists, NotFound
+from shipyard.tuning.algorithms import HYPERBAND_ANNOTATION, Suggester, TrialView
+from shipyard.tuning.api import (
+    EXPERIMENT,
+    EXPERIMENT_LABEL,
+    TRIAL,
+    WARM_ANNOTATION,
+    objective_value,
+    trial_phase,
+)
+from shipyard.tuning.templates import SOURCE_DIR, substitute
+
+_COUNTS = {
+    "Succeeded": ("trialsSucceeded", "succeededTrialList"),
+    "Failed": ("trialsFailed", "failedTrialList"),
+    "Killed": ("trialsKilled", "killedTrialList"),
+    "EarlyStopped": ("trialsEarlyStopped", "earlyStoppedTrialList"),
+    "MetricsUnavailable": ("trialMetricsUnavailable", "metricsUnavailableTrialList"),
+    "Running": ("trialsRunning", "runningTrialList"),
+    "Pending": ("trialsPending", "pendingTrialList"),
+}
+_STATE = {
+    "Succeeded": "complete",
+    "Failed": "fail",
+    "Killed": "fail",
+    "MetricsUnavailable": "fail",
+    "EarlyStopped": "pruned",
+}
+
+
+def experiment_done(exp: Obj) -> bool:
+    status = exp.get("status") or {}
+    return is_true(status, "Succeeded") or is_true(status, "Failed")
+
+
+def owner_named(kind: str) -> Any:
+    """A watch mapper waking the controller owner of a child when it is of ``kind``, under
+    any apiVersion (Katib's ``kubeflow.org/v1beta1`` as well as ``shipyard.dev/v1``)."""
+
+    def mapper(ev: Any) -> list[tuple[str, str]]:
+        ref = controller_of(ev.obj)
+        return [(ev.namespace, ref["name"])] if ref and ref.get("kind") == kind else []
+
+    return mapper
+
+
+class ExperimentController(Controller):
+    kind = EXPERIMENT.key
+    # Not ``owns``: that matches the owner's group, and trials of a Katib experiment point
+    # at kubeflow.org.
+    maps = {TRIAL.key: owner_named("Experiment")}
+    workers = 2
+    ignore_own_status = True
+
+    def __init__(self, platform: Any, suggester: Suggester) -> None:
+        self.platform = platform
+        self.store = platform.store
+        self.suggester = suggester
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        exp = self.store.try_get(self.kind, namespace, name)
+        if exp is None or exp["metadata"].get("deletionTimestamp"):
+            return None
+        trials = self.store.list(TRIAL.key, namespace, owner_uid=exp["metadata"]["uid"]).items
+        trials.sort(
+            key=lambda t: (t["metadata"].get("creationTimestamp", ""), t["metadata"]["name"])
+        )
+        old = exp.get("status") or {}
+        status = copy.deepcopy(old)
+        status.setdefault("startTime", now_iso())
+        set_condition(status, "Created", True, "ExperimentCreated", "Experiment is created")
+        phases = self._count(exp, trials, status)
+        finished = sum(n for p, n in phases.items() if p not in ("Running", "Pending"))
+        active = phases["Running"] + phases["Pending"]
+        if experiment_done(exp) and not self._restart(exp, status, finished):
+            self._kill_active(namespace, trials)
+            return self._write(exp, old, status)
+        spec = exp["spec"]
+        outcome = self._outcome(spec, status, phases, finished, active)
+        if outcome is None:
+            want = min(
+                spec["parallelTrialCount"] - active,
+                (spec.get("maxTrialCount") or 1 << 30) - finished - active,
+            )
+            ended = self._create_trials(exp, trials, want) if want > 0 else False
+            if ended and active == 0:
+                outcome = ("Succeeded", "SuggestionEndReached", "the search space is exhausted")
+        if outcome is not None:
+            kind, reason, message = outcome
+            set_condition(status, "Running", False, reason, message)
+            set_condition(status, kind, True, reason, message)
+            status["completionTime"] = now_iso()
+            self._kill_active(namespace, trials)
+        else:
+            set_condition(status, "Running", True, "ExperimentRunning", "Experiment is running")
+        return self._write(exp, old, status)
+
+    # -- parts --------------------------------------------------------------------------------
+
+    def _count(self, exp: Obj, trials: list[Obj], status: Obj) -> dict[str, int]:
+        phases = dict.fromkeys(_COUNTS, 0)
+        for key, lst in _COUNTS.values():
+            status[key] = 0
+            status[lst] = []
+        best: tuple[float, Obj] | None = None
+        maximize = exp["spec"]["objective"]["type"] == "maximize"
+        for t in trials:
+            phase = trial_phase(t)
+            phase = "Pending" if phase in ("Created",) else phase
+            phases[phase] += 1
+            key, lst = _COUNTS[phase]
+            status[key] += 1
+            status[lst].append(t["metadata"]["name"])
+            value = objective_value(t, exp["spec"]) if phase == "Succeeded" else None
+            if value is not None and (
+                best is None or (value > best[0] if maximize else value < best[0])
+            ):
+                best = (value, t)
+        status["trials"] = len(trials)
+        if best is not None:
+            t = best[1]
+            status["currentOptimalTrial"] = {
+                "bestTrialName": t["metadata"]["name"],
+                "parameterAssignments": t["spec"].get("parameterAssignments") or [],
+                "observation": (t.get("status") or {}).get("observation") or {},
+            }
+        return phases
+
+    def _outcome(
+        self, spec: Obj, status: Obj, phases: dict[str, int], finished: int, active: int
+    ) -> tuple[str, str, str] | None:
+        goal = spec["objective"].get("goal")
+        best = _best_value(status, spec)
+        if goal is not None and best is not None:
+            maximize = spec["objective"]["type"] == "maximize"
+            if (best >= goal) if maximize else (best <= goal):
+                return ("Succeeded", "GoalReached", f"objective {best:g} reached the goal {goal:g}")
+        failed = phases["Failed"] + phases["MetricsUnavailable"]
+        max_failed = spec.get("maxFailedTrialCount")
+        if max_failed is not None and failed > max_failed:
+            return (
+                "Failed",
+                "MaxFailedTrialsReached",
+                f"{failed} trials failed, more than maxFailedTrialCount {max_failed}",
+            )
+        max_trials = spec.get("maxTrialCount")
+        if max_trials is not None and finished >= max_trials and active == 0:
+            return (
+                "Succeeded",
+                "MaxTrialsReached",
+                f"{finished} trials finished (maxTrialCount {max_trials})",
+            )
+        return None
+
+    def _restart(self, exp: Obj, status: Obj, finished: int) -> bool:
+        """LongRunning/FromVolume experiments continue when maxTrialCount was raised."""
+        spec = exp["spec"]
+        done = get_condition(status, "Succeeded")
+        if (
+            spec.get("resumePolicy", "Never") == "Never"
+            or not done
+            or done.get("status") != "True"
+            or done.get("reason") != "MaxTrialsReached"
+            or finished >= (spec.get("maxTrialCount") or 0)
+        ):
+            return False
+        set_condition(
+            status, "Succeeded", False, "ExperimentRestarting", "maxTrialCount was raised"
+        )
+        set_condition(
+            status, "Restarting", True, "ExperimentRestarting", "maxTrialCount was raised"
+        )
+        status.pop("completionTime", None)
+        return True
+
+    def _create_trials(self, exp: Obj, trials: list[Obj], want: int) -> bool:
+        md = exp["metadata"]
+        views = [_view(t, exp["spec"]) for t in trials]
+        names = [f"{md['name'][:54]}-{secrets.token_hex(4)}" for _ in range(want)]
+        suggestions, ended = self.suggester.suggest(exp, views, names)
+        for trial_name, assignment in zip(names, suggestions, strict=False):
+            self._create_trial(exp, trial_name, assignment)
+        return ended
+
+    def _create_trial(self, exp: Obj, trial_name: str, assignment: dict[str, str]) -> None:
+        md, spec = exp["metadata"], exp["spec"]
+        annotations: dict[str, str] = {}
+        for key in (SOURCE_DIR, WARM_ANNOTATION):
+            if key in (md.get("annotations") or {}):
+                annotations[key] = md["annotations"][key]
+        rung = assignment.pop(HYPERBAND_ANNOTATION, None)
+        if rung is not None:
+            annotations[HYPERBAND_ANNOTATION] = rung
+        tpl = spec["trialTemplate"]
+        mcs = copy.deepcopy(spec.get("metricsCollectorSpec") or {})
+        trial: Obj = {
+            "apiVersion": exp["apiVersion"].replace("shipyard.dev/v1", TRIAL.api_version),
+            "kind": "Trial",
+            "metadata": {
+                "name": trial_name,
+                "namespace": md.get("namespace", "default"),
+                "labels": {EXPERIMENT_LABEL: md["name"]},
+                "annotations": annotations,
+                "ownerReferences": [owner_ref(exp)],
+            },
+            "spec": {
+                "objective": spec["objective"],
+                "parameterAssignments": [
+                    {"name": p["name"], "value": assignment[p["name"]]} for p in spec["parameters"]
+                ],
+                "runSpec": tpl["trialSpec"],
+                "metricsCollector": mcs,
+            },
+        }
+        for key in (
+            "primaryContainerName",
+            "successCondition",
+            "failureCondition",
+            "primaryPodLabels",
+        ):
+            if tpl.get(key):
+                trial["spec"][key] = tpl[key]
+        if tpl.get("retain") is not None:
+            trial["spec"]["retainRun"] = tpl["retain"]
+        trial["spec"]["runSpec"] = substitute(tpl["trialSpec"], spec, assignment, trial)
+        with contextlib.suppress(AlreadyExists):
+            self.platform.service.create(trial)
+
+    def _kill_active(self, namespace: str, trials: list[Obj]) -> None:
+        for t in trials:
+            if trial_phase(t) in ("Running", "Pending", "Created"):
+                self.platform.manager.enqueue(TRIAL.key, namespace, t["metadata"]["name"])
+
+    def _write(self, exp: Obj, old: Obj, status: Obj) -> None:
+        if status != old:
+            md = exp["metadata"]
+            with contextlib.suppress(NotFound):
+                self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+        return None
+
+
+def _best_value(status: Obj, spec: Obj) -> float | None:
+    opt = status.get("currentOptimalTrial")
+    if not opt:
+        return None
+    return objective_value({"status": {"observation": opt.get("observation") or {}}}, spec)
+
+
+def _view(t: Obj, spec: Obj) -> TrialView:
+    phase = trial_phase(t)
+    return TrialView(
+        name=t["metadata"]["name"],
+        params={a["name"]: a["value"] for a in t["spec"].get("parameterAssignments") or []},
+        state=_STATE.get(phase, "running"),
+        value=objective_value(t, spec) if phase in ("Succeeded", "EarlyStopped") else None,
+        annotations=dict(t["metadata"].get("annotations") or {}),
+    )
