@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from shipyard.client import Client
+    from shipyard.tuning.report import report_metrics
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "__version__", "report_metrics"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from shipyard.client import Client
 
         return Client
+    if name == "report_metrics":
+        from shipyard.tuning.report import report_metrics
+
+        return report_metrics
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

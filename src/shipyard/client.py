@@ -27,8 +27,10 @@ import orjson
 
 from shipyard import errors
 from shipyard.core.service import parse_documents
+from shipyard.pipelines.sdk import PipelinesMixin
 from shipyard.serving.sdk import ServingMixin
 from shipyard.training.sdk import TrainingMixin
+from shipyard.tuning.sdk import TuningMixin
 
 Obj = dict[str, Any]
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -539,7 +541,7 @@ class CoreClient:
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
 # ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
-class Client(TrainingMixin, ServingMixin, CoreClient):
+class Client(PipelinesMixin, TrainingMixin, TuningMixin, ServingMixin, CoreClient):
     """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 

@@ -27,8 +27,17 @@ log = logging.getLogger(__name__)
 def _components() -> list[Callable[[Platform], None]]:
     from shipyard import pods, tenancy
     from shipyard import serving, training
+    from shipyard import tuning
+    from shipyard import pipelines
 
-    return [tenancy.register, pods.register, training.register, serving.register]
+    return [
+        tenancy.register,
+        pods.register,
+        training.register,
+        serving.register,
+        tuning.register,
+        pipelines.register,
+    ]
 
 
 class Platform:
