@@ -1,0 +1,173 @@
+"""Compile a ``@dsl.pipeline`` into a ``Pipeline`` resource (YAML, byte-identical for the
+same source), and load pipelines from Python or YAML files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shipyard.errors import BadRequest
+from shipyard.pipelines.dsl import CompileError, Pipeline, TaskOutput, _Builder
+
+Obj = dict[str, Any]
+API_VERSION = "shipyard.dev/v1"
+
+
+def _task_spec(t: Any) -> Obj:
+    out: Obj = {"name": t.name, "component": t.component.name}
+    if t.display_name:
+        out["displayName"] = t.display_name
+    if t.inputs:
+        out["inputs"] = t.inputs
+    deps = sorted(set(t.deps) | set(t.after_))
+    if deps:
+        out["dependsOn"] = deps
+    if t.when:
+        out["when"] = t.when
+    if t.loop:
+        out["loop"] = t.loop
+    if t.exit_for is not None:
+        out["exitFor"] = t.exit_for
+    if t.retry:
+        out["retry"] = t.retry
+    if not t.cache:
+        out["cache"] = False
+    if t.resources:
+        out["resources"] = t.resources
+    if t.env:
+        out["env"] = dict(sorted(t.env.items()))
+    if t.node_selector:
+        out["nodeSelector"] = dict(sorted(t.node_selector.items()))
+    return out
+
+
+def _outputs(result: Any) -> Obj:
+    if result is None:
+        return {}
+    if hasattr(result, "component") and hasattr(result, "output"):
+        result = result.output
+    if isinstance(result, TaskOutput):
+        return {"Output": result.ref()}
+    if isinstance(result, dict):
+        return {str(k): _outputs(v)["Output"] for k, v in result.items()}
+    raise CompileError(
+        f"a pipeline may return a task output (or a dict of them), not {type(result).__name__}"
+    )
+
+
+def compile_spec(p: Pipeline) -> Obj:
+    """The ``spec`` of the Pipeline resource for ``p``."""
+    builder, result = p.trace()
+    components: Obj = {}
+    for t in builder.tasks.values():
+        cspec = t.component.spec()
+        prev = components.get(t.component.name)
+        if prev is not None and prev["digest"] != cspec["digest"]:
+            raise CompileError(
+                f"two different components are named {t.component.name!r}; rename one"
+            )
+        components[t.component.name] = cspec
+    _check_exit_handlers(builder)
+    params: Obj = {}
+    for port in p.params:
+        params[port.name] = port.spec()
+    spec: Obj = {"parameters": params, "components": dict(sorted(components.items()))}
+    if builder.loops:
+        spec["loops"] = builder.loops
+    spec["tasks"] = [_task_spec(t) for t in builder.tasks.values()]
+    outputs = _outputs(result)
+    if outputs:
+        spec["outputs"] = outputs
+    if p.description:
+        spec = {"description": p.description, **spec}
+    spec["digest"] = "sha256:" + hashlib.sha256(canon(spec)).hexdigest()
+    return spec
+
+
+def _check_exit_handlers(builder: _Builder) -> None:
+    for t in builder.tasks.values():
+        if t.exit_for is not None and t.group is not None:
+            raise CompileError(f"exit task {t.name!r} may not be inside its own ExitHandler")
+
+
+def compile_pipeline(p: Pipeline, name: str | None = None) -> Obj:
+    """The ``Pipeline`` resource (a dict) for ``p``."""
+    if not isinstance(p, Pipeline):
+        raise CompileError(f"expected a @dsl.pipeline function, got {p!r}")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Pipeline",
+        "metadata": {"name": name or p.name},
+        "spec": compile_spec(p),
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> Any:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(obj: Obj) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def canon(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def pipelines_in(path: str | Path) -> dict[str, Pipeline]:
+    """The ``@dsl.pipeline`` objects defined in a Python file, by function name."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadRequest(f"{p}: no such file")
+    namespace = runpy.run_path(str(p), run_name="__shipyard_pipeline__")
+    found = {k: v for k, v in namespace.items() if isinstance(v, Pipeline)}
+    if not found:
+        raise BadRequest(f"{p} defines no @dsl.pipeline function")
+    return found
+
+
+def load(path: str | Path, pipeline: str | None = None) -> Obj:
+    """A Pipeline resource from a ``.py`` file (compiled) or a ``.yaml`` file (as written, or
+    KFP v2 IR converted)."""
+    p = Path(path)
+    if p.suffix in (".yaml", ".yml", ".json"):
+        if not p.is_file():
+            raise BadRequest(f"{p}: no such file")
+        doc = yaml.safe_load(p.read_text())
+        if not isinstance(doc, dict):
+            raise BadRequest(f"{p}: not a pipeline (expected a mapping)")
+        if doc.get("kind") == "Pipeline":
+            return doc
+        if "pipelineInfo" in doc and "deploymentSpec" in doc:
+            from shipyard.pipelines.kfp import from_kfp
+
+            converted: Obj = from_kfp(doc)
+            return converted
+        raise BadRequest(f"{p}: neither a Shipyard Pipeline nor KFP v2 pipeline YAML")
+    found = pipelines_in(p)
+    if pipeline is None:
+        if len(found) > 1:
+            raise BadRequest(
+                f"{p} defines several pipelines ({', '.join(sorted(found))}); "
+                "choose one with --pipeline NAME"
+            )
+        (chosen,) = found.values()
+    else:
+        match = found.get(pipeline) or next((v for v in found.values() if v.name == pipeline), None)
+        if match is None:
+            raise BadRequest(f"{p} has no pipeline {pipeline!r}; it has: {', '.join(found)}")
+        chosen = match
+    return compile_pipeline(chosen)

@@ -1,0 +1,655 @@
+"""The PipelineRun controller: drives the DAG, one Pod per task, event-driven.
+
+Each reconcile reads the run and the Pods of its running tasks, records finished tasks
+(outputs, artifacts, lineage), then starts every task whose inputs exist, up to the run's
+parallelism. Caching (a hit starts no Pod), retries with backoff, conditions, loops, exit
+handlers, cancel and retry-run all live here; everything is kept in the run's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.artifacts import ArtifactStore
+from shipyard.core.controller import Controller
+from shipyard.core.resource import Obj, now_iso, owner_ref, parse_time
+from shipyard.errors import AlreadyExists, NotFound
+from shipyard.pipelines.api import DONE, FINAL, PIPELINE_RUN, RUN_TERMINAL, resolve_parameters
+
+log = logging.getLogger(__name__)
+
+POD_KEY = "Pod"
+RETRY_ANNOTATION = "pipelines.shipyard.dev/retry"
+TASK_LABEL = "pipelines.shipyard.dev/task"
+_OPS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+class Unresolved(Exception):
+    """An input whose producer was skipped or did not produce it."""
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    return s or "task"
+
+
+def pod_name(run: str, instance: str, attempt: int) -> str:
+    base = f"{run}-{slug(instance)}" + (f"-{attempt}" if attempt > 1 else "")
+    if len(base) <= 63:
+        return base
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return f"{base[:54].rstrip('-')}-{digest}"
+
+
+def _seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    return float(text[:-1]) if text.endswith("s") else float(text)
+
+
+def _duration(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((parse_time(end) - parse_time(start)).total_seconds(), 4)
+
+
+class PipelineRunController(Controller):
+    kind = PIPELINE_RUN.key
+    owns = (POD_KEY,)
+    workers = 2
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.store = platform.store
+        self.data_dir = Path(platform.settings.data_dir)
+        self.artifacts = ArtifactStore(self.data_dir / "artifacts")
+        self.cache_dir = self.data_dir / "pipelines" / "cache"
+        self.default_parallelism = max(4, (os.cpu_count() or 2) * 4)
+        self._preloads: dict[str, str] = {}
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        run = self.store.try_get(self.kind, namespace, name)
+        if run is None or run["metadata"].get("deletionTimestamp"):
+            return None
+        old = run.get("status") or {}
+        st: Obj = copy.deepcopy(old)
+        token = (run["metadata"].get("annotations") or {}).get(RETRY_ANNOTATION)
+        if st.get("phase") in RUN_TERMINAL:
+            if not token or token == st.get("retryToken") or st["phase"] == "Succeeded":
+                return None
+            if run["spec"].get("cancelled"):
+                return None
+            self._reset_for_retry(st, token)
+        ctx = _Run(self, run, st)
+        if (not st.get("phase") or st["phase"] == "Pending") and not ctx.init():
+            self._write(run, old, st)
+            return None
+        if run["spec"].get("cancelled"):
+            ctx.cancel()
+            self._write(run, old, st)
+            return None
+        ctx.observe()
+        delay = ctx.schedule()
+        ctx.finish()
+        self._write(run, old, st)
+        return delay
+
+    def _reset_for_retry(self, st: Obj, token: str) -> None:
+        for tid, t in list(st.get("tasks", {}).items()):
+            if t.get("state") not in DONE:
+                prev = t.get("attempts", 0) + t.get("previousAttempts", 0)
+                st["tasks"][tid] = {"task": t["task"], "state": "Pending"}
+                if "index" in t:
+                    st["tasks"][tid]["index"] = t["index"]
+                if prev:
+                    st["tasks"][tid]["previousAttempts"] = prev
+        st["phase"] = "Running"
+        st["retryToken"] = token
+        st["retries"] = int(st.get("retries", 0)) + 1
+        for key in ("finishedAt", "durationSeconds", "message"):
+            st.pop(key, None)
+
+    def _write(self, run: Obj, old: Obj, st: Obj) -> None:
+        if st != old:
+            md = run["metadata"]
+            with contextlib.suppress(NotFound):
+                self.store.update_status(self.kind, md.get("namespace", ""), md["name"], st)
+
+    def preload(self, pspec: Obj) -> str:
+        """Modules the warm worker preloads for this pipeline's tasks: the executor and
+        the top-level imports of its components that this environment has."""
+        key = str(pspec.get("digest") or id(pspec))
+        if key not in self._preloads:
+            import importlib.util
+
+            mods = {"shipyard.pipelines.executor"}
+            for comp in (pspec.get("components") or {}).values():
+                for mod in comp.get("imports") or []:
+                    with contextlib.suppress(ImportError, ValueError):
+                        if importlib.util.find_spec(mod.split(".")[0]) is not None:
+                            mods.add(mod)
+            self._preloads[key] = ",".join(sorted(mods))
+        return self._preloads[key]
+
+
+class _Run:
+    """One reconcile of one run: the run, its pipeline spec and the status being built."""
+
+    def __init__(self, ctl: PipelineRunController, run: Obj, st: Obj) -> None:
+        self.ctl = ctl
+        self.run = run
+        self.st = st
+        self.name = run["metadata"]["name"]
+        self.ns = run["metadata"].get("namespace", "")
+        self.spec: Obj = run["spec"]["pipelineSpec"]
+        self.tasks: dict[str, Obj] = {t["name"]: t for t in self.spec["tasks"]}
+        self.loops: Obj = self.spec.get("loops") or {}
+        self.states: dict[str, Obj] = st.setdefault("tasks", {})
+        self.delay: float | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def init(self) -> bool:
+        try:
+            self.st["parameters"] = resolve_parameters(
+                self.spec, self.run["spec"].get("parameters") or {}
+            )
+        except Exception as exc:
+            self.st.update(phase="Failed", message=str(exc), finishedAt=now_iso())
+            return False
+        self.st["phase"] = "Running"
+        self.st["startedAt"] = now_iso()
+        for t in self.spec["tasks"]:
+            if not t.get("loop"):
+                self.states.setdefault(t["name"], {"task": t["name"], "state": "Pending"})
+        return True
+
+    def cancel(self) -> None:
+        for t in self.states.values():
+            if t["state"] == "Running" and t.get("pod"):
+                with contextlib.suppress(NotFound):
+                    self.ctl.store.delete(POD_KEY, self.ns, t["pod"])
+            if t["state"] in ("Running", "Pending"):
+                t["state"] = "Cancelled"
+                t.setdefault("finishedAt", now_iso())
+                t.pop("retryAt", None)
+        self.st["phase"] = "Cancelled"
+        self.st["message"] = "cancelled by request"
+        self._close()
+
+    def finish(self) -> None:
+        running = any(t["state"] == "Running" or t.get("retryAt") for t in self.states.values())
+        if running:
+            return
+        failed = [n for n, t in self.states.items() if t["state"] == "Failed"]
+        if failed:
+            first = self.states[failed[0]]
+            self.st["phase"] = "Failed"
+            self.st["message"] = f"task {failed[0]!r} failed: {first.get('message', '')}"
+        elif all(t["state"] in DONE for t in self.states.values()) and self._loops_known():
+            self.st["phase"] = "Succeeded"
+            self.st.pop("message", None)
+            self._pipeline_outputs()
+        else:
+            stuck = [n for n, t in self.states.items() if t["state"] not in FINAL]
+            self.st["phase"] = "Failed"
+            self.st["message"] = f"tasks can never start: {', '.join(stuck[:5])}"
+        self._close()
+
+    def _close(self) -> None:
+        self.st["finishedAt"] = now_iso()
+        self.st["durationSeconds"] = _duration(self.st.get("startedAt"), self.st["finishedAt"])
+
+    def _loops_known(self) -> bool:
+        return all(self.loop_count(loop) is not None for loop in self.loops)
+
+    def _pipeline_outputs(self) -> None:
+        outs: Obj = {}
+        for key, ref in (self.spec.get("outputs") or {}).items():
+            with contextlib.suppress(Unresolved, KeyError):
+                outs[key] = self.resolve(ref, None)[0]
+        if outs:
+            self.st["outputs"] = outs
+
+    # -- observing finished Pods ----------------------------------------------------------------
+
+    def observe(self) -> None:
+        for tid, t in self.states.items():
+            if t["state"] != "Running" or not t.get("pod"):
+                continue
+            pod = self.ctl.store.try_get(POD_KEY, self.ns, t["pod"])
+            phase = ((pod or {}).get("status") or {}).get("phase")
+            if pod is None:
+                self._failed(tid, t, "its Pod was deleted")
+            elif phase == "Succeeded":
+                self._succeeded(tid, t)
+            elif phase == "Failed":
+                self._failed(tid, t, self._error(tid, t, pod))
+
+    def _taskdir(self, tid: str, attempt: int) -> Path:
+        uid = str(self.run["metadata"]["uid"])[:8]
+        return Path(
+            self.ctl.data_dir / "pipelines" / "runs" / self.ns / self.name / uid / slug(tid)
+        ) / str(attempt)
+
+    def _succeeded(self, tid: str, t: Obj) -> None:
+        path = self._taskdir(tid, t["attempts"]) / "outputs.json"
+        try:
+            outs = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            self._failed(tid, t, f"the task ended without writing its outputs ({exc})")
+            return
+        self._record_outputs(tid, t, outs, "Succeeded")
+        if t.get("cacheKey"):
+            self.ctl.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.ctl.cache_dir / f".{t['cacheKey']}.{os.getpid()}"
+            tmp.write_text(json.dumps({**outs, "run": self.name, "task": tid}))
+            os.replace(tmp, self.ctl.cache_dir / f"{t['cacheKey']}.json")
+
+    def _record_outputs(self, tid: str, t: Obj, outs: Obj, state: str) -> None:
+        t["state"] = state
+        t["finishedAt"] = t.get("finishedAt") or now_iso()
+        t["durationSeconds"] = _duration(t.get("startedAt"), t["finishedAt"])
+        if outs.get("parameters"):
+            t["outputs"] = outs["parameters"]
+        arts = {}
+        for key, a in (outs.get("artifacts") or {}).items():
+            arts[key] = {**a, "producer": {"run": self.name, "task": tid}}
+        if arts:
+            t["artifacts"] = arts
+        t.pop("message", None)
+
+    def _error(self, tid: str, t: Obj, pod: Obj) -> str:
+        path = self._taskdir(tid, t["attempts"])
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            return str(json.loads((path / "error.json").read_text())["message"])
+        cs = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
+        term = (cs.get("state") or {}).get("terminated") or {}
+        reason = term.get("message") or term.get("reason") or "Error"
+        return f"{reason} (exit code {term.get('exitCode')})"
+
+    def _failed(self, tid: str, t: Obj, message: str) -> None:
+        task = self.tasks[t["task"]]
+        retry = task.get("retry") or {}
+        allowed = int(retry.get("maxRetryCount", 0))
+        if t.get("attempts", 1) <= allowed:
+            base = _seconds(retry.get("backoffDuration"), 0.1)
+            factor = float(retry.get("backoffFactor", 2.0))
+            cap = _seconds(retry.get("backoffMaxDuration"), 3600.0)
+            wait = min(cap, base * factor ** (t["attempts"] - 1))
+            t["state"] = "Pending"
+            t["retryAt"] = time.time() + wait
+            t["message"] = f"attempt {t['attempts']} failed: {message}; retrying in {wait:g}s"
+            return
+        t["state"] = "Failed"
+        t["finishedAt"] = now_iso()
+        t["durationSeconds"] = _duration(t.get("startedAt"), t["finishedAt"])
+        t["message"] = message
+
+    # -- instances and dependencies -------------------------------------------------------------
+
+    def loop_count(self, loop: str) -> int | None:
+        try:
+            items = self.loop_items(loop)
+        except Unresolved:
+            return None
+        return None if items is None else len(items)
+
+    def loop_items(self, loop: str) -> list[Any] | None:
+        ref = self.loops[loop]["items"]
+        if "task" in ref:
+            producer = self.states.get(ref["task"])
+            if producer is None or producer["state"] not in DONE:
+                return None
+        value, _ = self.resolve(ref, None)
+        if not isinstance(value, list):
+            raise Unresolved(f"{loop} items are not a list: {value!r}")
+        return value
+
+    def instances(self, name: str) -> list[str] | None:
+        task = self.tasks[name]
+        loop = task.get("loop")
+        if not loop:
+            return [name]
+        try:
+            n = self.loop_count(loop)
+        except Unresolved:
+            n = 0
+        if n is None:
+            return None
+        return [f"{name}[{i}]" for i in range(n)]
+
+    def _deps(self, name: str, index: int | None) -> list[str] | None:
+        task = self.tasks[name]
+        out: list[str] = []
+        names = list(task.get("dependsOn") or []) + list(task.get("exitFor") or [])
+        for dep in names:
+            dtask = self.tasks[dep]
+            if dtask.get("loop") and dtask.get("loop") == task.get("loop") and index is not None:
+                out.append(f"{dep}[{index}]")
+                continue
+            inst = self.instances(dep)
+            if inst is None:
+                return None
+            out += inst
+        return out
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def schedule(self) -> float | None:
+        failing = any(t["state"] == "Failed" for t in self.states.values())
+        running = sum(1 for t in self.states.values() if t["state"] == "Running")
+        limit = int(self.run["spec"].get("parallelism") or self.ctl.default_parallelism)
+        now = time.time()
+        for name, task in self.tasks.items():
+            insts = self.instances(name)
+            if insts is None:
+                continue
+            for i, tid in enumerate(insts):
+                index = i if task.get("loop") else None
+                t = self.states.get(tid)
+                if t is None:
+                    t = self.states[tid] = {"task": name, "state": "Pending"}
+                    if index is not None:
+                        t["index"], t["id"] = index, tid
+                if t["state"] != "Pending":
+                    continue
+                if t.get("retryAt") and t["retryAt"] > now:
+                    wait = t["retryAt"] - now
+                    self.delay = wait if self.delay is None else min(self.delay, wait)
+                    continue
+                verdict = self._ready(name, task, index, failing)
+                if verdict == "skip":
+                    t.update(state="Skipped", finishedAt=now_iso())
+                    continue
+                if verdict != "ready" or running >= limit or not self._loop_slot(task, index):
+                    continue
+                if self._start(tid, t, task, index):
+                    running += 1
+        return self.delay
+
+    def _loop_slot(self, task: Obj, index: int | None) -> bool:
+        loop = task.get("loop")
+        cap = int((self.loops.get(loop) or {}).get("parallelism") or 0) if loop else 0
+        if not cap or index is None:
+            return True
+        active = {
+            t.get("index")
+            for n, t in self.states.items()
+            if t["state"] == "Running" and self.tasks[t["task"]].get("loop") == loop
+        }
+        return index in active or len(active) < cap
+
+    def _ready(self, name: str, task: Obj, index: int | None, failing: bool) -> str:
+        deps = self._deps(name, index)
+        if deps is None:
+            return "wait"
+        states = [self.states.get(d, {}).get("state", "Pending") for d in deps]
+        if task.get("exitFor") is not None:
+            if all(s in FINAL for s in states):
+                return "ready"
+            if failing and not any(s == "Running" for s in states):
+                return "ready"
+            return "wait"
+        if failing:
+            return "wait"
+        if any(s in ("Failed", "Cancelled") for s in states):
+            return "wait"
+        if any(s not in FINAL for s in states):
+            return "wait"
+        same_loop_skipped = any(
+            s == "Skipped" and not self._collected_dep(task, d)
+            for d, s in zip(deps, states, strict=False)
+        )
+        if same_loop_skipped:
+            return "skip"
+        try:
+            ok = all(self._clause(c, index) for c in task.get("when") or [])
+        except Unresolved:
+            return "skip"
+        return "ready" if ok else "skip"
+
+    def _collected_dep(self, task: Obj, dep_id: str) -> bool:
+        dep = self.tasks[dep_id.split("[")[0]]
+        return bool(dep.get("loop")) and dep.get("loop") != task.get("loop")
+
+    def _clause(self, clause: Obj, index: int | None) -> bool:
+        left, _ = self.resolve(clause["left"], index)
+        right, _ = self.resolve(clause["right"], index)
+        try:
+            result = bool(_OPS[clause["op"]](left, right))
+        except TypeError as exc:
+            raise Unresolved(str(exc)) from None
+        return not result if clause.get("negate") else result
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def resolve(self, ref: Obj, index: int | None) -> tuple[Any, Obj | None]:
+        """(value, artifact info or None) for an input reference."""
+        if "value" in ref:
+            return ref["value"], None
+        if "parameter" in ref:
+            return self.st["parameters"][ref["parameter"]], None
+        if "loopItem" in ref:
+            items = self.loop_items(ref["loopItem"]) or []
+            if index is None or index >= len(items):
+                raise Unresolved("loop item outside its loop")
+            item = items[index]
+            if ref.get("field"):
+                if not isinstance(item, dict) or ref["field"] not in item:
+                    raise Unresolved(f"loop item {item!r} has no field {ref['field']!r}")
+                item = item[ref["field"]]
+            return item, None
+        if "collected" in ref:
+            inner = ref["collected"]
+            values, arts = [], []
+            for tid in self.instances(inner["task"]) or []:
+                t = self.states.get(tid) or {}
+                if t.get("state") not in ("Succeeded", "Cached"):
+                    continue
+                v, a = self._task_output(tid, inner["output"])
+                values.append(v)
+                if a is not None:
+                    arts.append(a)
+            return values, ({"list": arts} if arts else None)
+        if "task" in ref:
+            task = self.tasks[ref["task"]]
+            tid = ref["task"]
+            if task.get("loop"):
+                tid = f"{tid}[{index}]"
+            return self._task_output(tid, ref["output"])
+        raise Unresolved(f"unknown input reference {ref!r}")
+
+    def _task_output(self, tid: str, output: str) -> tuple[Any, Obj | None]:
+        t = self.states.get(tid) or {}
+        if t.get("state") not in ("Succeeded", "Cached"):
+            raise Unresolved(f"task {tid!r} did not run")
+        if output in (t.get("artifacts") or {}):
+            art = t["artifacts"][output]
+            return art["uri"], art
+        if output in (t.get("outputs") or {}):
+            return t["outputs"][output], None
+        raise Unresolved(f"task {tid!r} has no output {output!r}")
+
+    def _inputs(self, task: Obj, index: int | None) -> tuple[Obj, Obj, Obj | None]:
+        params: Obj = {}
+        arts: Obj = {}
+        final: Obj | None = None
+        comp = self.spec["components"][task["component"]]
+        for name, ref in (task.get("inputs") or {}).items():
+            if ref.get("finalStatus"):
+                final = {"input": name, **self._final_status(task)}
+                continue
+            value, art = self.resolve(ref, index)
+            if comp["inputs"].get(name, {}).get("artifact"):
+                if art is None:
+                    raise Unresolved(f"input {name!r} is not an artifact")
+                arts[name] = art.get("list", art)
+            else:
+                params[name] = value
+        return params, arts, final
+
+    def _final_status(self, task: Obj) -> Obj:
+        failed = [
+            (tid, t)
+            for tid, t in self.states.items()
+            if t["state"] == "Failed" and t["task"] in (task.get("exitFor") or [])
+        ]
+        out: Obj = {
+            "state": "FAILED" if failed else "SUCCEEDED",
+            "run": f"{self.ns}/{self.name}",
+            "task": task["name"],
+        }
+        if failed:
+            out["errorCode"] = 1
+            out["errorMessage"] = f"{failed[0][0]}: {failed[0][1].get('message', '')}"
+        return out
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def _start(self, tid: str, t: Obj, task: Obj, index: int | None) -> bool:
+        comp = self.spec["components"][task["component"]]
+        try:
+            params, arts, final = self._inputs(task, index)
+        except Unresolved as exc:
+            t.update(state="Failed", finishedAt=now_iso(), message=f"input: {exc}")
+            return False
+        t["inputs"] = {"parameters": params}
+        if arts:
+            t["inputs"]["artifacts"] = arts
+        use_cache = (
+            self.run["spec"].get("cache", True) and task.get("cache", True) and final is None
+        )
+        if use_cache:
+            key = self._cache_key(comp, task, params, arts)
+            t["cacheKey"] = key
+            hit = self._cache_hit(key)
+            if hit is not None:
+                t["startedAt"] = now_iso()
+                t["cachedFrom"] = {"run": hit.get("run"), "task": hit.get("task")}
+                self._record_outputs(tid, t, hit, "Cached")
+                return False
+        attempt = int(t.get("attempts", 0)) + 1
+        taskdir = self._taskdir(tid, attempt)
+        taskdir.mkdir(parents=True, exist_ok=True)
+        request: Obj = {
+            "component": comp,
+            "parameters": params,
+            "artifacts": arts,
+            "store": str(self.ctl.artifacts.root),
+            "envs": str(self.ctl.data_dir / "pipelines" / "envs"),
+        }
+        if final is not None:
+            request["finalStatus"] = final
+        (taskdir / "input.json").write_text(json.dumps(request))
+        pod = self._pod(tid, task, comp, attempt, taskdir / "input.json")
+        try:
+            self.ctl.platform.service.create(pod)
+        except AlreadyExists:
+            existing = self.ctl.store.try_get(POD_KEY, self.ns, pod["metadata"]["name"])
+            refs = (existing or {}).get("metadata", {}).get("ownerReferences") or []
+            if not any(r.get("uid") == self.run["metadata"]["uid"] for r in refs):
+                t.update(
+                    state="Failed",
+                    message=f"Pod {pod['metadata']['name']!r} exists and is not this run's",
+                )
+                return False
+        except Exception as exc:  # admission (quota, invalid resources): the task fails
+            msg = getattr(exc, "message", str(exc))
+            t.update(state="Failed", finishedAt=now_iso(), message=f"cannot create Pod: {msg}")
+            return False
+        t.update(state="Running", attempts=attempt, pod=pod["metadata"]["name"])
+        t["startedAt"] = now_iso()
+        for key in ("retryAt", "finishedAt", "durationSeconds"):
+            t.pop(key, None)
+        return True
+
+    def _cache_key(self, comp: Obj, task: Obj, params: Obj, arts: Obj) -> str:
+        def digests(a: Any) -> Any:
+            return [x["digest"] for x in a] if isinstance(a, list) else a["digest"]
+
+        material = {
+            "component": comp["digest"],
+            "parameters": params,
+            "artifacts": {k: digests(v) for k, v in sorted(arts.items())},
+            "image": comp.get("image"),
+            "env": task.get("env"),
+            "resources": task.get("resources"),
+            "nodeSelector": task.get("nodeSelector"),
+        }
+        data = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(data.encode()).hexdigest()
+
+    def _cache_hit(self, key: str) -> Obj | None:
+        try:
+            hit: Obj = json.loads((self.ctl.cache_dir / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        for art in (hit.get("artifacts") or {}).values():
+            if not self.ctl.artifacts.exists(art["uri"]):
+                return None
+        return hit
+
+    def _pod(self, tid: str, task: Obj, comp: Obj, attempt: int, input_path: Path) -> Obj:
+        md = self.run["metadata"]
+        annotations = {
+            "shipyard.dev/warm": self.ctl.preload(self.spec),
+            TASK_LABEL: tid,
+        }
+        if comp.get("isolation") == "process":
+            annotations["shipyard.dev/isolation"] = "process"
+        src = (md.get("annotations") or {}).get("shipyard.dev/source-dir")
+        if src:
+            annotations["shipyard.dev/source-dir"] = src
+        env = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+        env += [{"name": k, "value": str(v)} for k, v in (task.get("env") or {}).items()]
+        container: Obj = {
+            "name": "main",
+            "image": comp.get("image") or "python:3.11",
+            "command": ["python", "-m", "shipyard.pipelines.executor"],
+            "args": [str(input_path)],
+            "env": env,
+        }
+        if task.get("resources"):
+            container["resources"] = task["resources"]
+        spec: Obj = {"restartPolicy": "Never", "containers": [container]}
+        if task.get("nodeSelector"):
+            spec["nodeSelector"] = task["nodeSelector"]
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name(self.name, tid, attempt),
+                "namespace": self.ns,
+                "labels": {
+                    "shipyard.dev/namespace": self.ns,
+                    "shipyard.dev/owner": self.name,
+                    "shipyard.dev/kind": "PipelineRun",
+                    TASK_LABEL: slug(tid)[:63].strip("-") or "task",
+                },
+                "annotations": annotations,
+                "ownerReferences": [owner_ref(self.run)],
+            },
+            "spec": spec,
+        }

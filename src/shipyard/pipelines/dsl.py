@@ -1,0 +1,861 @@
+"""The pipeline DSL, in kfp.dsl v2's names and shapes: ``from shipyard import dsl``.
+
+    @dsl.component
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @dsl.pipeline
+    def chain(n: int = 1) -> int:
+        first = add(a=n, b=1)
+        return add(a=first.output, b=2).output
+
+Calling components inside a ``@dsl.pipeline`` function records tasks (it runs nothing);
+``shipyard.pipelines.compiler.compile_pipeline`` turns the record into a ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import textwrap
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.errors import Invalid
+from shipyard.pipelines.types import (
+    ARTIFACT_TYPES,
+    HTML,
+    PARAMETER_TYPES,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+    PipelineTaskFinalStatus,
+    _OutputMarker,
+)
+
+__all__ = [
+    "HTML",
+    "Artifact",
+    "ClassificationMetrics",
+    "Collected",
+    "Condition",
+    "Dataset",
+    "Elif",
+    "Else",
+    "ExitHandler",
+    "If",
+    "Input",
+    "Markdown",
+    "Metrics",
+    "Model",
+    "Output",
+    "ParallelFor",
+    "PipelineTask",
+    "PipelineTaskFinalStatus",
+    "component",
+    "pipeline",
+]
+
+Obj = dict[str, Any]
+
+
+class CompileError(Invalid):
+    """A pipeline that cannot be compiled; the message names the tasks and ports."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    type: str  # int float str bool list dict any | artifact class name | finalStatus
+    artifact: bool = False
+    default: Any = inspect.Parameter.empty
+    output: bool = False
+
+    def spec(self) -> Obj:
+        out: Obj = {"type": self.type}
+        if self.artifact:
+            out["artifact"] = True
+        if self.default is not inspect.Parameter.empty:
+            out["default"] = self.default
+        return out
+
+
+def _param_type(hint: Any, where: str) -> str:
+    origin = typing.get_origin(hint) or hint
+    if hint is Any or hint is inspect.Parameter.empty:
+        return "any"
+    if origin in PARAMETER_TYPES:
+        return PARAMETER_TYPES[origin]
+    raise CompileError(
+        f"{where}: type {hint!r} is not supported; use int, float, str, bool, list, dict, "
+        "Input[Artifact type] or Output[Artifact type]"
+    )
+
+
+def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
+    where = f"component {fn.__name__!r}"
+    hints = typing.get_type_hints(fn, include_extras=True)
+    inputs: list[Port] = []
+    outputs: list[Port] = []
+    for p in inspect.signature(fn).parameters.values():
+        hint = hints.get(p.name, inspect.Parameter.empty)
+        pwhere = f"{where}, parameter {p.name!r}"
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *marks = typing.get_args(hint)
+            if not (isinstance(base, type) and issubclass(base, Artifact)):
+                raise CompileError(f"{pwhere}: Input[...]/Output[...] take an artifact class")
+            if _OutputMarker in marks:
+                outputs.append(Port(p.name, base.__name__, artifact=True, output=True))
+            else:
+                inputs.append(Port(p.name, base.__name__, artifact=True))
+        elif hint is PipelineTaskFinalStatus:
+            inputs.append(Port(p.name, "finalStatus"))
+        elif isinstance(hint, type) and issubclass(hint, Artifact):
+            inputs.append(Port(p.name, hint.__name__, artifact=True))
+        else:
+            inputs.append(Port(p.name, _param_type(hint, pwhere), default=p.default))
+    ret = hints.get("return", None)
+    if ret is not None and ret is not type(None):
+        fields = getattr(ret, "__annotations__", None) if hasattr(ret, "_fields") else None
+        if fields:
+            for fname, fhint in fields.items():
+                outputs.append(
+                    Port(fname, _param_type(fhint, f"{where}, output {fname!r}"), output=True)
+                )
+        else:
+            outputs.append(Port("Output", _param_type(ret, f"{where}, return"), output=True))
+    return inputs, outputs
+
+
+def _source(fn: Callable[..., Any]) -> str:
+    src = textwrap.dedent(inspect.getsource(fn))
+    tree = ast.parse(src)
+    node = tree.body[0]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        node.decorator_list = []
+    return ast.unparse(tree) + "\n"
+
+
+def _imports(source: str) -> list[str]:
+    mods: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            mods.add(node.module)
+    return sorted(mods)
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+
+
+class Component:
+    """A Python function made into a pipeline step by ``@dsl.component``."""
+
+    def __init__(self, fn: Callable[..., Any], options: Obj) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.inputs, self.outputs = _ports(fn)
+        self.source = _source(fn)
+        self.options = options
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def spec(self) -> Obj:
+        body: Obj = {
+            "function": self.name,
+            "source": self.source,
+            "imports": _imports(self.source),
+            "inputs": {p.name: p.spec() for p in self.inputs},
+            "outputs": {p.name: p.spec() for p in self.outputs},
+        }
+        for key in ("image", "packages", "isolation"):
+            if self.options.get(key):
+                body[key] = self.options[key]
+        body["digest"] = "sha256:" + hashlib.sha256(_canon(body)).hexdigest()
+        return body
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PipelineTask:
+        builder = _Builder.current()
+        if builder is None:
+            raise CompileError(
+                f"component {self.name!r} was called outside a @dsl.pipeline function; "
+                f"call it inside one, or call {self.name}.python_func(...) to run the function"
+            )
+        if args:
+            raise CompileError(
+                f"component {self.name!r}: pass arguments by keyword (as in kfp), "
+                f"e.g. {self.name}({self.inputs[0].name if self.inputs else 'x'}=...)"
+            )
+        return builder.add_task(self, kwargs)
+
+    @property
+    def python_func(self) -> Callable[..., Any]:
+        return self.fn
+
+
+def component(
+    func: Callable[..., Any] | None = None,
+    *,
+    base_image: str | None = None,
+    image: str | None = None,
+    packages_to_install: list[str] | None = None,
+    packages: list[str] | None = None,
+    cpu: str | float | None = None,
+    memory: str | None = None,
+    gpu: int | None = None,
+    node_selector: dict[str, str] | None = None,
+    retries: int = 0,
+    cache: bool = True,
+    isolation: str | None = None,
+    install_kfp_package: bool = True,
+) -> Any:
+    """``@dsl.component`` or ``@dsl.component(packages=[...], cpu="1", retries=2, ...)``."""
+    if isolation not in (None, "warm", "process"):
+        raise CompileError(f"isolation must be 'warm' or 'process', not {isolation!r}")
+    options: Obj = {
+        "image": image or base_image,
+        "packages": list(packages or packages_to_install or []),
+        "cpu": cpu,
+        "memory": memory,
+        "gpu": gpu,
+        "node_selector": dict(node_selector or {}),
+        "retries": retries,
+        "cache": cache,
+        "isolation": isolation,
+    }
+
+    def wrap(fn: Callable[..., Any]) -> Component:
+        return Component(fn, options)
+
+    return wrap(func) if func is not None else wrap
+
+
+# ---------------------------------------------------------------------------------------------
+# References (what flows between tasks while tracing)
+
+
+class _Ref:
+    """Something a task input can be wired to. Comparisons build conditions for dsl.If."""
+
+    type: str = "any"
+    artifact: bool = False
+
+    def ref(self) -> Obj:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def producers(self) -> list[str]:
+        return []
+
+    def _cmp(self, op: str, other: Any) -> ConditionExpr:
+        return ConditionExpr(self, op, other)
+
+    def __eq__(self, other: object) -> Any:
+        return self._cmp("==", other)
+
+    def __ne__(self, other: object) -> Any:
+        return self._cmp("!=", other)
+
+    def __lt__(self, other: Any) -> ConditionExpr:
+        return self._cmp("<", other)
+
+    def __le__(self, other: Any) -> ConditionExpr:
+        return self._cmp("<=", other)
+
+    def __gt__(self, other: Any) -> ConditionExpr:
+        return self._cmp(">", other)
+
+    def __ge__(self, other: Any) -> ConditionExpr:
+        return self._cmp(">=", other)
+
+    __hash__ = object.__hash__
+
+
+class PipelineParam(_Ref):
+    def __init__(self, name: str, type_: str) -> None:
+        self.name, self.type = name, type_
+
+    def ref(self) -> Obj:
+        return {"parameter": self.name}
+
+    def describe(self) -> str:
+        return f"pipeline parameter {self.name!r}"
+
+
+class TaskOutput(_Ref):
+    def __init__(self, task: PipelineTask, port: Port) -> None:
+        self.task, self.port = task, port
+        self.type, self.artifact = port.type, port.artifact
+
+    def ref(self) -> Obj:
+        return {"task": self.task.name, "output": self.port.name}
+
+    def producers(self) -> list[str]:
+        return [self.task.name]
+
+    def describe(self) -> str:
+        return f"task {self.task.name!r} output {self.port.name!r}"
+
+
+class LoopItem(_Ref):
+    def __init__(self, loop: str, field_: str | None = None) -> None:
+        self.loop, self.field = loop, field_
+
+    def ref(self) -> Obj:
+        out: Obj = {"loopItem": self.loop}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+    def __getattr__(self, name: str) -> LoopItem:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return LoopItem(self.loop, name)
+
+    def describe(self) -> str:
+        return f"loop item of {self.loop}"
+
+
+class Collected(_Ref):
+    """``dsl.Collected(task.output)``: the list of a looped task's outputs, for a task after
+    the ``ParallelFor``."""
+
+    def __init__(self, output: TaskOutput) -> None:
+        if not isinstance(output, TaskOutput):
+            raise CompileError("dsl.Collected takes a task output inside a dsl.ParallelFor")
+        self.output = output
+        self.type = "list"
+        self.artifact = output.artifact
+
+    def ref(self) -> Obj:
+        return {"collected": self.output.ref()}
+
+    def producers(self) -> list[str]:
+        return [self.output.task.name]
+
+    def describe(self) -> str:
+        return f"collected {self.output.describe()}"
+
+
+@dataclass
+class ConditionExpr:
+    left: Any
+    op: str
+    right: Any
+
+    def clause(self, negate: bool = False) -> Obj:
+        return {
+            "left": _value_ref(self.left),
+            "op": self.op,
+            "right": _value_ref(self.right),
+            **({"negate": True} if negate else {}),
+        }
+
+    def producers(self) -> list[str]:
+        out: list[str] = []
+        for side in (self.left, self.right):
+            if isinstance(side, _Ref):
+                out += side.producers()
+        return out
+
+    def __bool__(self) -> bool:
+        raise CompileError(
+            "a task output cannot be used in a Python 'if' while the pipeline is compiled; "
+            "use `with dsl.If(condition):`"
+        )
+
+
+def _value_ref(value: Any) -> Obj:
+    if isinstance(value, _Ref):
+        return value.ref()
+    if isinstance(value, PipelineTask):
+        return value.output.ref()
+    _check_literal(value, "a condition")
+    return {"value": value}
+
+
+def _check_literal(value: Any, where: str) -> None:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise CompileError(f"{where}: constant {value!r} is not JSON: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+@dataclass
+class PipelineTask:
+    name: str
+    component: Component
+    inputs: Obj = field(default_factory=dict)
+    deps: list[str] = field(default_factory=list)
+    after_: list[str] = field(default_factory=list)
+    when: list[Obj] = field(default_factory=list)
+    loop: str | None = None
+    exit_for: list[str] | None = None
+    group: str | None = None  # the ExitHandler group it belongs to
+    retry: Obj | None = None
+    cache: bool = True
+    resources: Obj = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    display_name: str | None = None
+
+    @property
+    def output(self) -> TaskOutput:
+        params = [p for p in self.component.outputs if not p.artifact]
+        outs = params if len(params) == 1 else self.component.outputs
+        if len(outs) != 1:
+            names = ", ".join(p.name for p in self.component.outputs) or "none"
+            raise CompileError(
+                f"task {self.name!r}: .output needs exactly one output, component "
+                f"{self.component.name!r} has: {names}; use .outputs['NAME']"
+            )
+        return TaskOutput(self, outs[0])
+
+    @property
+    def outputs(self) -> _Outputs:
+        return _Outputs(self)
+
+    def after(self, *tasks: PipelineTask) -> PipelineTask:
+        for t in tasks:
+            if t.name not in self.after_:
+                self.after_.append(t.name)
+        return self
+
+    def set_retry(
+        self,
+        num_retries: int,
+        backoff_duration: str | None = None,
+        backoff_factor: float | None = None,
+        backoff_max_duration: str | None = None,
+    ) -> PipelineTask:
+        self.retry = {"maxRetryCount": int(num_retries)}
+        if backoff_duration is not None:
+            self.retry["backoffDuration"] = backoff_duration
+        if backoff_factor is not None:
+            self.retry["backoffFactor"] = backoff_factor
+        if backoff_max_duration is not None:
+            self.retry["backoffMaxDuration"] = backoff_max_duration
+        return self
+
+    def set_caching_options(self, enable_caching: bool) -> PipelineTask:
+        self.cache = bool(enable_caching)
+        return self
+
+    def _res(self, part: str, key: str, value: Any) -> PipelineTask:
+        self.resources.setdefault(part, {})[key] = str(value)
+        return self
+
+    def set_cpu_limit(self, cpu: str) -> PipelineTask:
+        return self._res("limits", "cpu", cpu)
+
+    def set_cpu_request(self, cpu: str) -> PipelineTask:
+        return self._res("requests", "cpu", cpu)
+
+    def set_memory_limit(self, memory: str) -> PipelineTask:
+        return self._res("limits", "memory", memory)
+
+    def set_memory_request(self, memory: str) -> PipelineTask:
+        return self._res("requests", "memory", memory)
+
+    def set_accelerator_limit(self, limit: int) -> PipelineTask:
+        return self._res("limits", "nvidia.com/gpu", int(limit))
+
+    def set_gpu_limit(self, gpu: int) -> PipelineTask:
+        return self.set_accelerator_limit(gpu)
+
+    def add_node_selector_constraint(self, label: str, value: str = "") -> PipelineTask:
+        self.node_selector[label] = value
+        return self
+
+    def set_env_variable(self, name: str, value: str) -> PipelineTask:
+        self.env[name] = str(value)
+        return self
+
+    def set_display_name(self, name: str) -> PipelineTask:
+        self.display_name = name
+        return self
+
+    __hash__ = object.__hash__
+
+
+class _Outputs:
+    def __init__(self, task: PipelineTask) -> None:
+        self.task = task
+
+    def __getitem__(self, name: str) -> TaskOutput:
+        for p in self.task.component.outputs:
+            if p.name == name:
+                return TaskOutput(self.task, p)
+        names = ", ".join(p.name for p in self.task.component.outputs) or "none"
+        raise CompileError(
+            f"task {self.task.name!r} has no output {name!r} "
+            f"(component {self.task.component.name!r} outputs: {names})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracing
+
+
+class _Builder:
+    _stack: typing.ClassVar[list[_Builder]] = []
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, PipelineTask] = {}
+        self.loops: dict[str, Obj] = {}
+        self.when: list[Obj] = []
+        self.when_deps: list[str] = []
+        self.loop: str | None = None
+        self.group: str | None = None
+        self.groups: dict[str, list[str]] = {}
+        self.prefix: list[str] = []
+        self.chains: list[list[ConditionExpr]] = [[]]
+        self.counter = 0
+
+    @classmethod
+    def current(cls) -> _Builder | None:
+        return cls._stack[-1] if cls._stack else None
+
+    def unique(self, base: str) -> str:
+        base = "-".join([*self.prefix, base])
+        name, n = base, 1
+        while name in self.tasks:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def add_task(self, comp: Component, kwargs: Obj) -> PipelineTask:
+        name = self.unique(comp.name.replace("_", "-"))
+        task = PipelineTask(name=name, component=comp)
+        opts = comp.options
+        task.cache = bool(opts.get("cache", True))
+        if opts.get("retries"):
+            task.retry = {"maxRetryCount": int(opts["retries"])}
+        for key, part in (("cpu", "cpu"), ("memory", "memory"), ("gpu", "nvidia.com/gpu")):
+            if opts.get(key) is not None:
+                task.resources.setdefault("requests", {})[part] = str(opts[key])
+                if key != "cpu":
+                    task.resources.setdefault("limits", {})[part] = str(opts[key])
+        task.node_selector.update(opts.get("node_selector") or {})
+        ports = {p.name: p for p in comp.inputs}
+        for key in kwargs:
+            if key not in ports:
+                known = ", ".join(ports) or "none"
+                raise CompileError(
+                    f"task {name!r}: component {comp.name!r} has no input {key!r} (inputs: {known})"
+                )
+        for port in comp.inputs:
+            if port.type == "finalStatus":
+                task.inputs[port.name] = {"finalStatus": True}
+                continue
+            if port.name not in kwargs:
+                if port.default is inspect.Parameter.empty:
+                    raise CompileError(
+                        f"task {name!r}: missing argument {port.name!r} of component {comp.name!r}"
+                    )
+                continue
+            task.inputs[port.name] = self._wire(task, port, kwargs[port.name])
+        task.when = list(self.when)
+        task.deps = sorted(set(task.deps) | set(self.when_deps))
+        task.loop = self.loop
+        task.group = self.group
+        if self.group:
+            self.groups[self.group].append(name)
+        self.tasks[name] = task
+        return task
+
+    def _wire(self, task: PipelineTask, port: Port, value: Any) -> Obj:
+        if isinstance(value, PipelineTask):
+            value = value.output
+        if isinstance(value, _Ref):
+            src = value.describe()  # type: ignore[attr-defined]
+            if port.artifact != value.artifact and not isinstance(value, LoopItem):
+                what = "an artifact" if value.artifact else "a parameter"
+                raise CompileError(
+                    f"task {task.name!r} input {port.name!r} ({port.type}) is wired to {src}, "
+                    f"which is {what} ({value.type})"
+                )
+            if (
+                port.artifact
+                and not isinstance(value, Collected)
+                and port.type != "Artifact"
+                and value.type not in (port.type, "Artifact")
+            ):
+                raise CompileError(
+                    f"type mismatch: task {task.name!r} input {port.name!r} expects "
+                    f"{port.type}, but {src} is {value.type}"
+                )
+            compatible = (
+                port.type in ("any", value.type)
+                or value.type == "any"
+                or (port.type == "float" and value.type == "int")
+            )
+            if not port.artifact and not compatible:
+                raise CompileError(
+                    f"type mismatch: task {task.name!r} input {port.name!r} expects "
+                    f"{port.type}, but {src} is {value.type}"
+                )
+            if isinstance(value, TaskOutput) and value.task.loop and value.task.loop != self.loop:
+                raise CompileError(
+                    f"task {task.name!r} input {port.name!r} reads {src}, which runs inside "
+                    f"{value.task.loop}: wrap it in dsl.Collected(...)"
+                )
+            task.deps += [p for p in value.producers() if p not in task.deps]
+            return value.ref()
+        if port.artifact:
+            raise CompileError(
+                f"task {task.name!r} input {port.name!r} is an artifact ({port.type}); "
+                f"wire it to another task's output, not to the constant {value!r}"
+            )
+        _check_literal(value, f"task {task.name!r} input {port.name!r}")
+        if port.type not in ("any",):
+            from shipyard.pipelines.types import check_value
+
+            try:
+                check_value(value, port.type)
+            except TypeError as exc:
+                raise CompileError(f"task {task.name!r} input {port.name!r}: {exc}") from None
+        return {"value": value}
+
+    @contextmanager
+    def condition(self, clauses: list[Obj], deps: list[str]) -> Iterator[None]:
+        saved = (self.when, self.when_deps)
+        self.when = self.when + clauses
+        self.when_deps = self.when_deps + [d for d in deps if d not in self.when_deps]
+        self.chains.append([])
+        try:
+            yield
+        finally:
+            self.chains.pop()
+            self.when, self.when_deps = saved
+
+
+def _enter_branch(cond: ConditionExpr | None, kind: str) -> Any:
+    builder = _Builder.current()
+    if builder is None:
+        raise CompileError(f"dsl.{kind} is used inside a @dsl.pipeline function only")
+    chain = builder.chains[-1]
+    if kind == "If":
+        chain.clear()
+    elif not chain:
+        raise CompileError(f"dsl.{kind} must follow a dsl.If or dsl.Elif block")
+    if cond is not None and not isinstance(cond, ConditionExpr):
+        raise CompileError(
+            f"dsl.{kind} takes a comparison of a task output or pipeline parameter, "
+            f"such as `task.output > 0.9`; got {cond!r}"
+        )
+    clauses = [c.clause(negate=True) for c in chain]
+    deps = [d for c in chain for d in c.producers()]
+    if cond is not None:
+        clauses.append(cond.clause())
+        deps += cond.producers()
+    cm = builder.condition(clauses, deps)
+    if cond is not None:
+        chain.append(cond)
+    else:
+        # After Else nothing may follow: the next If starts a new chain.
+        pending = list(chain)
+        chain.clear()
+        chain.extend(pending)
+    return cm
+
+
+class If:
+    """``with dsl.If(task.output > 0.9):`` run the tasks inside only when true."""
+
+    _kind = "If"
+
+    def __init__(self, condition: ConditionExpr, name: str | None = None) -> None:
+        self.cond = condition
+        self.name = name
+
+    def __enter__(self) -> None:
+        self._cm = _enter_branch(self.cond, self._kind)
+        self._cm.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+
+
+class Elif(If):
+    _kind = "Elif"
+
+
+class Condition(If):
+    """kfp's older name for ``If``."""
+
+
+class Else:
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self._cm = _enter_branch(None, "Else")
+        self._cm.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._cm.__exit__(*exc)
+        builder = _Builder.current()
+        if builder is not None:
+            builder.chains[-1].clear()
+
+
+class ParallelFor:
+    """``with dsl.ParallelFor(items, parallelism=N) as item:`` one set of tasks per item."""
+
+    def __init__(self, items: Any, parallelism: int = 0, name: str | None = None) -> None:
+        self.items, self.parallelism = items, int(parallelism)
+
+    def __enter__(self) -> LoopItem:
+        builder = _Builder.current()
+        if builder is None:
+            raise CompileError("dsl.ParallelFor is used inside a @dsl.pipeline function only")
+        if builder.loop is not None:
+            raise CompileError("nested dsl.ParallelFor is not supported yet; flatten the items")
+        builder.counter += 1
+        loop = f"for-{builder.counter}"
+        items = self.items
+        if isinstance(items, PipelineTask):
+            items = items.output
+        if isinstance(items, _Ref):
+            if items.artifact or items.type not in ("list", "any"):
+                raise CompileError(
+                    f"dsl.ParallelFor items must be a list; {items.describe()} "  # type: ignore[attr-defined]
+                    f"is {items.type}"
+                )
+            ref, deps = items.ref(), items.producers()
+        elif isinstance(items, list | tuple):
+            _check_literal(list(items), "dsl.ParallelFor items")
+            ref, deps = {"value": list(items)}, []
+        else:
+            raise CompileError(f"dsl.ParallelFor items must be a list, got {items!r}")
+        spec: Obj = {"items": ref}
+        if self.parallelism > 0:
+            spec["parallelism"] = self.parallelism
+        builder.loops[loop] = spec
+        self._saved = (builder.loop, builder.when_deps)
+        builder.loop = loop
+        builder.when_deps = builder.when_deps + deps
+        return LoopItem(loop)
+
+    def __exit__(self, *exc: object) -> None:
+        builder = _Builder.current()
+        if builder is not None:
+            builder.loop, builder.when_deps = self._saved
+
+
+class ExitHandler:
+    """``with dsl.ExitHandler(exit_task=cleanup(...)):``: ``exit_task`` runs after the tasks
+    inside, whether they succeeded or failed."""
+
+    def __init__(self, exit_task: PipelineTask, name: str | None = None) -> None:
+        if not isinstance(exit_task, PipelineTask):
+            raise CompileError("dsl.ExitHandler needs exit_task=<a task created before it>")
+        self.exit_task = exit_task
+
+    def __enter__(self) -> None:
+        builder = _Builder.current()
+        if builder is None:
+            raise CompileError("dsl.ExitHandler is used inside a @dsl.pipeline function only")
+        builder.counter += 1
+        self.group = f"exit-handler-{builder.counter}"
+        builder.groups[self.group] = []
+        self._saved = builder.group
+        builder.group = self.group
+
+    def __exit__(self, *exc: object) -> None:
+        builder = _Builder.current()
+        if builder is None:
+            return
+        builder.group = self._saved
+        members = builder.groups[self.group]
+        if not members:
+            raise CompileError(f"dsl.ExitHandler for task {self.exit_task.name!r} is empty")
+        self.exit_task.exit_for = list(members)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipelines
+
+
+class Pipeline:
+    """A function made into a pipeline by ``@dsl.pipeline``."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None, description: str | None) -> None:
+        self.fn = fn
+        self.name = (name or fn.__name__).replace("_", "-").lower()
+        self.description = description or (inspect.getdoc(fn) or "").strip()
+        self.params: list[Port] = []
+        hints = typing.get_type_hints(fn, include_extras=True)
+        for p in inspect.signature(fn).parameters.values():
+            hint = hints.get(p.name, inspect.Parameter.empty)
+            self.params.append(
+                Port(p.name, _param_type(hint, f"pipeline {self.name!r}"), default=p.default)
+            )
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = _Builder.current()
+        if builder is None:
+            raise CompileError(
+                f"pipeline {self.name!r} runs on the platform: use "
+                f"client.run_pipeline({self.__name__}) or `shipyard run FILE`"
+            )
+        # A pipeline inside a pipeline: its tasks join the outer one, names prefixed.
+        builder.prefix.append(self.name)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            builder.prefix.pop()
+
+    def trace(self) -> tuple[_Builder, Any]:
+        builder = _Builder()
+        _Builder._stack.append(builder)
+        try:
+            result = self.fn(**{p.name: PipelineParam(p.name, p.type) for p in self.params})
+        finally:
+            _Builder._stack.pop()
+        return builder, result
+
+
+def pipeline(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    pipeline_root: str | None = None,
+    display_name: str | None = None,
+) -> Any:
+    def wrap(fn: Callable[..., Any]) -> Pipeline:
+        return Pipeline(fn, name, description)
+
+    return wrap(func) if func is not None else wrap
+
+
+def _canon(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+# kfp compatibility names
+PipelineTaskFinalStatus = PipelineTaskFinalStatus
+ARTIFACT_CLASSES = ARTIFACT_TYPES

@@ -1,0 +1,196 @@
+"""Runs one pipeline task inside its Pod: ``python -m shipyard.pipelines.executor INPUT``.
+
+Reads the task's input file (component source, resolved parameter values, input artifacts),
+calls the function, stores output artifacts in the content-addressed store and writes
+``outputs.json`` beside the input. A user error prints the traceback to the log, writes a
+one-line reason to ``error.json`` and exits 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import traceback
+import typing
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.artifacts import ArtifactStore
+from shipyard.pipelines import types as T
+
+Obj = dict[str, Any]
+
+
+class TaskError(Exception):
+    """A failure with a one-line reason for the task's status."""
+
+
+def _namespace() -> Obj:
+    from shipyard.pipelines import dsl
+
+    ns: Obj = {"__name__": "__component__", "dsl": dsl, "typing": typing}
+    ns.update({name: getattr(T, name) for name in dir(T) if not name.startswith("_")})
+    ns.update({n: getattr(typing, n) for n in ("NamedTuple", "List", "Dict", "Optional", "Any")})
+    return ns
+
+
+def _ensure_packages(packages: list[str], env_root: Path) -> None:
+    """Install missing requirements into a cached per-component folder (once)."""
+    missing = []
+    for req in packages:
+        name = req.split(";")[0]
+        for sep in ("==", ">=", "<=", "~=", "!=", ">", "<", "["):
+            name = name.split(sep)[0]
+        try:
+            importlib.metadata.version(name.strip())
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(req)
+    if not missing:
+        return
+    target = env_root / hashlib.sha256("\n".join(sorted(missing)).encode()).hexdigest()[:16]
+    if not (target / ".complete").exists():
+        print(f"installing {', '.join(missing)} into {target}", file=sys.stderr, flush=True)
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--target", str(target), *missing]
+        if subprocess.run(cmd).returncode != 0:
+            raise TaskError(f"could not install packages {missing}")
+        (target / ".complete").write_text("")
+    sys.path.insert(0, str(target))
+
+
+def _artifact(cls_name: str, name: str, info: Obj, path: str) -> T.Artifact:
+    cls = T.ARTIFACT_TYPES.get(cls_name, T.Artifact)
+    return cls(name=name, uri=info.get("uri", ""), metadata=info.get("metadata"), path=path)
+
+
+def run(input_path: Path) -> int:
+    req: Obj = json.loads(input_path.read_text())
+    workdir = input_path.parent
+    store = ArtifactStore(req["store"])
+    comp: Obj = req["component"]
+    try:
+        outputs = _call(req, comp, store, workdir)
+    except TaskError as exc:
+        _write(workdir / "error.json", {"message": str(exc)})
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BaseException as exc:
+        traceback.print_exc()
+        line = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+        _write(workdir / "error.json", {"message": line[-1] if line else repr(exc)})
+        return 1
+    _write(workdir / "outputs.json", outputs)
+    return 0
+
+
+def _call(req: Obj, comp: Obj, store: ArtifactStore, workdir: Path) -> Obj:
+    if comp.get("packages"):
+        _ensure_packages(comp["packages"], Path(req["envs"]))
+    ns = _namespace()
+    exec(compile(comp["source"], f"<component {comp['function']}>", "exec"), ns)
+    fn = ns[comp["function"]]
+    kwargs: Obj = {}
+    for name, value in (req.get("parameters") or {}).items():
+        kwargs[name] = value
+    if req.get("finalStatus"):
+        fs = req["finalStatus"]
+        name = fs["input"]
+        kwargs[name] = T.PipelineTaskFinalStatus(
+            state=fs["state"],
+            pipeline_job_resource_name=fs["run"],
+            pipeline_task_name=fs["task"],
+            error_code=fs.get("errorCode"),
+            error_message=fs.get("errorMessage"),
+        )
+    for name, art in (req.get("artifacts") or {}).items():
+        port = comp["inputs"][name]
+        if isinstance(art, list):
+            kwargs[name] = [
+                _artifact(a.get("type", port["type"]), name, a, str(store.path(a["uri"])))
+                for a in art
+            ]
+        else:
+            kwargs[name] = _artifact(port["type"], name, art, str(store.path(art["uri"])))
+    out_arts: dict[str, T.Artifact] = {}
+    for name, port in comp["outputs"].items():
+        if port.get("artifact"):
+            path = workdir / "outputs" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out_arts[name] = _artifact(port["type"], name, {}, str(path))
+            kwargs[name] = out_arts[name]
+    result = fn(**kwargs)
+    sys.stdout.flush()
+    return {
+        "parameters": _parameters(comp, result),
+        "artifacts": {n: _store_output(store, n, a) for n, a in out_arts.items()},
+    }
+
+
+def _parameters(comp: Obj, result: Any) -> Obj:
+    ports = {n: p for n, p in comp["outputs"].items() if not p.get("artifact")}
+    if not ports:
+        return {}
+    if list(ports) == ["Output"]:
+        values = {"Output": result}
+    else:
+        values = {}
+        for name in ports:
+            if not hasattr(result, name):
+                raise TaskError(f"output {name!r} is missing from the returned {type(result)}")
+            values[name] = getattr(result, name)
+    out: Obj = {}
+    for name, value in values.items():
+        try:
+            value = T.check_value(value, ports[name]["type"])
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TaskError(f"output {name!r} cannot be serialised: {exc}") from None
+        out[name] = value
+    return out
+
+
+def _store_output(store: ArtifactStore, name: str, art: T.Artifact) -> Obj:
+    path = Path(art.path)
+    try:
+        meta = json.loads(json.dumps(art.metadata, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TaskError(f"output {name!r}: metadata cannot be serialised: {exc}") from None
+    if path.exists():
+        stored = store.put_dir(path) if path.is_dir() else store.put_file(path)
+    elif meta:
+        stored = store.put_bytes(json.dumps(meta, sort_keys=True).encode())
+    else:
+        raise TaskError(
+            f"output artifact {name!r} was not written: write a file or folder at {name}.path"
+        )
+    return {
+        "uri": stored.uri,
+        "digest": stored.digest,
+        "type": type(art).__name__,
+        "metadata": meta,
+        "size": stored.size,
+    }
+
+
+def _write(path: Path, data: Obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        print("usage: python -m shipyard.pipelines.executor INPUT.json", file=sys.stderr)
+        sys.exit(2)
+    code = run(Path(sys.argv[1]))
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

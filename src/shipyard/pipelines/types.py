@@ -1,0 +1,130 @@
+"""Artifact classes and the ``Input``/``Output`` annotations, in kfp.dsl v2's shapes.
+
+Shared by the DSL (at compile time) and the executor (inside the task's Pod); light on
+purpose: it imports nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+
+class _InputMarker:
+    pass
+
+
+class _OutputMarker:
+    pass
+
+
+Input = Annotated[T, _InputMarker]
+Output = Annotated[T, _OutputMarker]
+
+
+class Artifact:
+    """A file or folder a task reads or writes: ``.path`` (local), ``.uri``, ``.metadata``."""
+
+    schema_title = "system.Artifact"
+
+    def __init__(
+        self, name: str = "", uri: str = "", metadata: dict[str, Any] | None = None, path: str = ""
+    ) -> None:
+        self.name = name
+        self.uri = uri
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self._path = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, uri={self.uri!r})"
+
+
+class Dataset(Artifact):
+    schema_title = "system.Dataset"
+
+
+class Model(Artifact):
+    schema_title = "system.Model"
+
+    @property
+    def framework(self) -> str:
+        return str(self.metadata.get("framework", ""))
+
+
+class Metrics(Artifact):
+    schema_title = "system.Metrics"
+
+    def log_metric(self, metric: str, value: float) -> None:
+        self.metadata[metric] = value
+
+
+class ClassificationMetrics(Artifact):
+    schema_title = "system.ClassificationMetrics"
+
+    def log_confusion_matrix(self, categories: list[str], matrix: list[list[int]]) -> None:
+        self.metadata["confusionMatrix"] = {"categories": categories, "matrix": matrix}
+
+
+class HTML(Artifact):
+    schema_title = "system.HTML"
+
+
+class Markdown(Artifact):
+    schema_title = "system.Markdown"
+
+
+ARTIFACT_TYPES: dict[str, type[Artifact]] = {
+    cls.__name__: cls
+    for cls in (Artifact, Dataset, Model, Metrics, ClassificationMetrics, HTML, Markdown)
+}
+
+PARAMETER_TYPES: dict[type, str] = {
+    int: "int",
+    float: "float",
+    str: "str",
+    bool: "bool",
+    list: "list",
+    dict: "dict",
+}
+
+
+class PipelineTaskFinalStatus(NamedTuple):
+    """What an exit handler's task receives about the tasks it guards (kfp's shape)."""
+
+    state: str
+    pipeline_job_resource_name: str
+    pipeline_task_name: str
+    error_code: int | None
+    error_message: str | None
+
+
+def check_value(value: Any, type_name: str) -> Any:
+    """``value`` as ``type_name`` (ints that arrived as floats become ints again); raises
+    TypeError naming the expected type."""
+    if type_name == "any":
+        return value
+    if type_name == "int":
+        if isinstance(value, bool):
+            raise TypeError(f"expected an int, got bool {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not isinstance(value, int):
+            raise TypeError(f"expected an int, got {type(value).__name__} {value!r}")
+        return value
+    if type_name == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a float, got {type(value).__name__} {value!r}")
+        return float(value)
+    expected = {"str": str, "bool": bool, "list": list, "dict": dict}[type_name]
+    if not isinstance(value, expected):
+        raise TypeError(f"expected a {type_name}, got {type(value).__name__} {value!r}")
+    return value
