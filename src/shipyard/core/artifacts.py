@@ -5,7 +5,12 @@ URL) keeps objects there instead. Identical content is stored once whatever its 
 
 - ``put_file`` / ``put_bytes`` / ``put_dir`` → :class:`Stored` (``uri``, ``digest``);
 - ``path(uri)`` → where to read it on this machine (local roots), ``open(uri)`` → a
-  binary file object, ``exists(uri)``.
+  binary file object, ``exists(uri)``, ``location(uri)`` → a local path or fsspec URL;
+- ``entries()`` / ``delete(uri)`` / ``gc(referenced)``: garbage collection of artifacts
+  nothing references (:func:`find_uris` collects the URIs held anywhere in an object).
+
+``default_root(data_dir)`` is where a platform keeps its store: ``$SHIPYARD_ARTIFACTS``
+(a folder or an fsspec URL such as ``s3://bucket/prefix``) or ``<data_dir>/artifacts``.
 
 URIs look like ``artifact://sha256/<hex>``; the digest is ``sha256:<hex>``. A folder's digest
 covers its files' relative paths and contents (sorted), so two identical trees share one
@@ -18,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +44,46 @@ class Stored:
     digest: str  # sha256:<hex>
     size: int
     is_dir: bool = False
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored artifact, as garbage collection sees it."""
+
+    uri: str
+    modified: float  # seconds since the epoch (when it was stored)
+    is_dir: bool
+
+
+@dataclass
+class GcResult:
+    removed: list[str] = field(default_factory=list)
+    kept: int = 0
+    freed_bytes: int = 0
+
+
+_URI_RE = re.compile(r"artifact://sha256/[0-9a-f]{64}")
+
+
+def find_uris(obj: object) -> set[str]:
+    """Every artifact URI held anywhere in a JSON-like object (strings, lists, mappings)."""
+    out: set[str] = set()
+    stack: list[object] = [obj]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, str):
+            if SCHEME in cur:
+                out.update(_URI_RE.findall(cur))
+        elif isinstance(cur, dict):
+            stack.extend(cur.values())
+        elif isinstance(cur, list | tuple):
+            stack.extend(cur)
+    return out
+
+
+def default_root(data_dir: str | Path) -> str:
+    """The platform's store root: ``$SHIPYARD_ARTIFACTS`` or ``<data_dir>/artifacts``."""
+    return os.environ.get("SHIPYARD_ARTIFACTS") or str(Path(data_dir) / "artifacts")
 
 
 def _hex_of(uri: str) -> str:
@@ -145,6 +193,91 @@ class ArtifactStore:
             raise NotFound(f"artifact {uri}{'/' + member if member else ''} is not a file")
         return open(p, "rb")
 
+    def location(self, uri: str) -> str:
+        """Where an artifact lives: a local path (local roots) or an fsspec URL (remote)."""
+        key = self._key(_hex_of(uri))
+        if self.remote:
+            if not self._fs.exists(f"{self.root_url}/{key}"):
+                raise NotFound(f"artifact {uri} is not in the store at {self.root_url}")
+            return f"{self.root_url}/{key}"
+        return str(self.path(uri))
+
+    # -- garbage collection -----------------------------------------------------------------
+
+    def entries(self) -> Iterator[Entry]:
+        """Every artifact in the store (temporary files of unfinished writes excluded)."""
+        if self.remote:
+            base = f"{self.root_url}/sha256"
+            if not self._fs.exists(base):
+                return
+            for sub in self._fs.ls(base, detail=False):
+                for item in self._fs.ls(sub, detail=True):
+                    name = str(item["name"]).rstrip("/").rsplit("/", 1)[-1]
+                    if len(name) != 64 or name.startswith(".tmp-"):
+                        continue
+                    is_dir = item.get("type") == "directory"
+                    mtime = item.get("LastModified") or item.get("mtime") or item.get("created")
+                    yield Entry(SCHEME + name, _epoch(mtime), is_dir)
+            return
+        local = self.root / "sha256"
+        if not local.is_dir():
+            return
+        for prefix in sorted(local.iterdir()):
+            if not prefix.is_dir():
+                continue
+            for item in sorted(prefix.iterdir()):
+                if len(item.name) != 64 or item.name.startswith(".tmp-"):
+                    continue
+                st = item.lstat()
+                yield Entry(SCHEME + item.name, st.st_mtime, item.is_dir())
+
+    def size(self, uri: str) -> int:
+        key = self._key(_hex_of(uri))
+        if self.remote:
+            return int(self._fs.du(f"{self.root_url}/{key}"))
+        p = self.root / key
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        return p.stat().st_size if p.exists() else 0
+
+    def delete(self, uri: str) -> None:
+        """Remove one artifact (nothing happens if it is not there)."""
+        key = self._key(_hex_of(uri))
+        if self.remote:
+            path = f"{self.root_url}/{key}"
+            if self._fs.exists(path):
+                self._fs.rm(path, recursive=True)
+            return
+        p = self.root / key
+        if p.is_dir() and not p.is_symlink():
+            # Move aside first so a reader never sees a half-deleted folder under its digest.
+            aside = Path(tempfile.mkdtemp(dir=p.parent, prefix=".tmp-del-"))
+            os.rename(p, aside / "x")
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+    def gc(
+        self, referenced: Iterable[str], *, min_age: float = 0.0, dry_run: bool = False
+    ) -> GcResult:
+        """Remove every artifact not in ``referenced`` and older than ``min_age`` seconds.
+
+        ``min_age`` protects artifacts just uploaded whose reference is not written yet.
+        """
+        keep = {SCHEME + _hex_of(u) for u in referenced}
+        cutoff = time.time() - min_age
+        result = GcResult()
+        for entry in list(self.entries()):
+            if entry.uri in keep or entry.modified > cutoff:
+                result.kept += 1
+                continue
+            result.freed_bytes += self.size(entry.uri)
+            if not dry_run:
+                self.delete(entry.uri)
+            result.removed.append(entry.uri)
+        return result
+
     # -- storing --------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> Stored:
@@ -157,6 +290,8 @@ class ArtifactStore:
             dest = self.root / key
             if not dest.exists():
                 self._write_atomic(dest, lambda fh: fh.write(data))
+            else:
+                _touch(dest)
         return Stored(SCHEME + hexd, "sha256:" + hexd, len(data))
 
     def put_file(self, path: str | Path) -> Stored:
@@ -180,6 +315,8 @@ class ArtifactStore:
                         shutil.copyfileobj(inp, fh, _CHUNK)
 
                 self._write_atomic(dest, copy)
+            else:
+                _touch(dest)
         return Stored(SCHEME + hexd, "sha256:" + hexd, size)
 
     def put_dir(self, path: str | Path) -> Stored:
@@ -212,6 +349,8 @@ class ArtifactStore:
                             raise
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                _touch(dest)
         return Stored(SCHEME + hexd, "sha256:" + hexd, size, is_dir=True)
 
     @staticmethod
@@ -227,3 +366,19 @@ class ArtifactStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def _touch(path: Path) -> None:
+    """Mark an existing artifact as just stored again (so GC's ``min_age`` protects it)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def _epoch(value: object) -> float:
+    """A modification time from an fsspec listing (datetime or number) in epoch seconds."""
+    if value is None:
+        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    ts = getattr(value, "timestamp", None)
+    return float(ts()) if callable(ts) else 0.0
