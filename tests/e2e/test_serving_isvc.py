@@ -129,14 +129,12 @@ def _split(url: str, n: int) -> Counter[str]:
     return seen
 
 
-def test_canary_split_rollback_and_promote(
-    client: Client, cli_env: dict[str, str], examples: Path
-) -> None:
-    assert cli(cli_env, "apply", "-f", str(examples / "sklearn-iris.yaml")).returncode == 0
+def test_canary_split_rollback_and_promote(client: Client, examples: Path) -> None:
+    client.apply(examples / "sklearn-iris.yaml")
     client.wait_isvc_ready("iris", timeout=60)
     v1 = predictor(client, "iris")["latestRolledoutRevision"]
     canary = examples / "canary" / "iris-v2.yaml"
-    assert cli(cli_env, "apply", "-f", str(canary)).returncode == 0
+    client.apply(canary)
     eventually(lambda: len(traffic(client, "iris")) == 2, what="the canary split")
     split = traffic(client, "iris")
     v2 = predictor(client, "iris")["latestCreatedRevision"]
@@ -147,12 +145,12 @@ def test_canary_split_rollback_and_promote(
     # Rollback: canaryTrafficPercent 0 pins traffic to the last rolled-out revision.
     text = canary.read_text().replace("canaryTrafficPercent: 20", "canaryTrafficPercent: 0")
     canary.write_text(text)
-    assert cli(cli_env, "apply", "-f", str(canary)).returncode == 0
+    client.apply(canary)
     eventually(lambda: traffic(client, "iris") == {v1: 100, v2: 0}, what="rollback")
     assert set(_split(url, 50)) == {v1}
     # Promote: removing canaryTrafficPercent sends everything to the new revision.
     canary.write_text(text.replace("    canaryTrafficPercent: 0\n", ""))
-    assert cli(cli_env, "apply", "-f", str(canary)).returncode == 0
+    client.apply(canary)
     eventually(lambda: traffic(client, "iris") == {v2: 100}, what="promotion")
     pred = predictor(client, "iris")
     assert pred["latestRolledoutRevision"] == v2 and pred["previousRolledoutRevision"] == v1
