@@ -63,12 +63,25 @@ class JobController(Controller):
 
     # -- conditions ---------------------------------------------------------------------------
 
-    def _cond(self, status: Obj, ctype: str, value: bool, reason: str = "", msg: str = "") -> None:
+    def _cond(
+        self,
+        status: Obj,
+        ctype: str,
+        value: bool,
+        reason: str = "",
+        msg: str = "",
+        *,
+        new: bool = False,
+    ) -> None:
         if self.v2:
             if ctype not in V2_NAMES:
                 return
             ctype = V2_NAMES[ctype]
-        if not value and not any(c.get("type") == ctype for c in status.get("conditions") or []):
+        if (
+            not value
+            and not new
+            and not any(c.get("type") == ctype for c in status.get("conditions") or [])
+        ):
             return  # a False condition that never was True is noise (as in Kubeflow)
         set_condition(status, ctype, value, reason, msg)
 
@@ -103,6 +116,8 @@ class JobController(Controller):
         if not status.get("conditions") and not self.v2:
             self._cond(status, "Created", True, f"{kind}Created", f"{kind} {name} is created.")
         if self._finished(status):
+            current, _ = self._split(plan, status, pods)
+            self._observe(job, plan, status, current)  # counts and last metrics
             return self._after_finish(job, plan, status, pods)
         if suspended(plan):
             self._suspend(job, status, pods)
@@ -324,7 +339,8 @@ class JobController(Controller):
                 if (why := replicas.pending_reason(p)) and replicas.phase(p) == "Pending"
             ]
             if pending and not self._is(status, "Restarting"):
-                self._cond(status, "Running", False, "Unschedulable", "; ".join(pending))
+                msg = "; ".join(pending)
+                self._cond(status, "Running", False, "Unschedulable", msg, new=True)
         found = metrics.collect(self.platform.runtime, plan, current)
         if found:
             status["metrics"] = {**(status.get("metrics") or {}), **found}
