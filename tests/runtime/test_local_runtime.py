@@ -385,3 +385,46 @@ def test_processes_left_behind_die_with_the_container(rt: LocalRuntime, tmp_path
     status = run_to_end(rt, make_pod(sh(f"sleep 60 & echo $! > {pidfile}; exit 0")))
     assert status["phase"] == "Succeeded"
     wait_gone(int(pidfile.read_text()))
+
+
+def test_init_containers_and_containers_each_get_the_pods_gpus(tmp_path: Path) -> None:
+    rt = LocalRuntime(tmp_path / "data", node_has_gpus=True)
+    gpu = {"resources": {"limits": {"nvidia.com/gpu": 1}}}
+    pod = make_pod(
+        sh('echo "main=[$CUDA_VISIBLE_DEVICES]"', **gpu),
+        init=[sh('echo "init=[$CUDA_VISIBLE_DEVICES]"', name="prep", **gpu)],
+    )
+    try:
+        rt.start(pod, Assignment(gpus=("1",)))  # the Pod's effective request is 1 GPU
+        wait_phase(rt, pod, "Succeeded")
+        assert log_text(rt, pod, "prep").strip() == "init=[1]"
+        assert log_text(rt, pod).strip() == "main=[1]"
+    finally:
+        rt.shutdown(grace=1.0)
+
+
+def test_adopting_a_container_in_restart_backoff_restarts_it(tmp_path: Path) -> None:
+    """A control plane killed while a container waited out its restart back-off: the next
+    one restarts it as the policy says, rather than calling the Pod finished."""
+    first = LocalRuntime(tmp_path / "data", backoff_base=3600)
+    pod = make_pod(sh("echo run; exit 1"), restart_policy="OnFailure")
+    try:
+        first.start(pod, Assignment())
+        status = wait_until(
+            lambda: (s := first.status(pod)) and "terminated" in main_status(s)["state"] and s,
+            what="the first exit",
+        )
+        assert status["phase"] == "Running"  # waiting out the back-off
+    finally:
+        first._closed = True  # a crash: no shutdown, nothing stopped
+    second = LocalRuntime(tmp_path / "data", backoff_base=0.05, backoff_cap=0.05)
+    try:
+        assert second.adopt({**pod, "status": status})
+        restarted = wait_until(
+            lambda: (s := second.status(pod)) and main_status(s)["restartCount"] >= 1 and s,
+            what="the restart after adoption",
+        )
+        assert restarted["phase"] == "Running"
+        assert main_status(restarted)["lastState"]["terminated"]["exitCode"] == 1
+    finally:
+        second.shutdown(grace=1.0)

@@ -257,6 +257,7 @@ class LocalRuntime:
             run = self._new_run(pod, Assignment(gpus=gpus, extra_env=dict(extra_env or {})))
             run.start_time = status.get("startTime") or now_iso()
             exited: list[_Container] = []
+            ended: list[_Container] = []
             for c in run.containers():
                 cs = stored.get(c.name)
                 if cs is None:
@@ -266,10 +267,18 @@ class LocalRuntime:
                     if self._attach(run, c):
                         continue
                     exited.append(c)
+                elif c.state == "terminated":
+                    ended.append(c)
             self._pods[run.uid] = run
             self._arm_deadline(run, _elapsed_since(run.start_time))
             for c in exited:
                 self._finish(run, c, *self._read_exit_file(c))
+            for c in ended:
+                # Ended under an earlier control plane, maybe waiting out its restart
+                # back-off: the restart policy decides again (the back-off timer was lost).
+                finished_at = c.finished_at
+                self._finish(run, c, c.exit_code or 0, c.signal, c.reason or None, c.message)
+                c.finished_at = finished_at
             self._advance(run)
         self._notify(run)
         return True
@@ -413,7 +422,10 @@ class LocalRuntime:
             want = int(
                 quantity.pod_requests({"spec": {"containers": [spec_c]}}).get(quantity.GPU, 0)
             )
-            c.gpus, gpus[:] = tuple(gpus[:want]), gpus[want:]
+            if init:  # init containers run one at a time, first: each may use all the GPUs
+                c.gpus = tuple(assignment.gpus[:want])
+            else:
+                c.gpus, gpus[:] = tuple(gpus[:want]), gpus[want:]
             return c
 
         annotations = md.get("annotations") or {}
