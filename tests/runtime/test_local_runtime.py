@@ -416,7 +416,7 @@ def test_adopting_a_container_in_restart_backoff_restarts_it(tmp_path: Path) -> 
         )
         assert status["phase"] == "Running"  # waiting out the back-off
     finally:
-        first._closed = True  # a crash: no shutdown, nothing stopped
+        first.shutdown(grace=0)  # nothing of the Pod runs: this only ends its threads
     second = LocalRuntime(tmp_path / "data", backoff_base=0.05, backoff_cap=0.05)
     try:
         assert second.adopt({**pod, "status": status})
