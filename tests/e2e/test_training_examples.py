@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +120,48 @@ def test_client_train_runs_a_function_on_every_node(client: Any) -> None:
     bad = client.train(failing_fn, num_nodes=1, name="fails")
     with pytest.raises(TrainingFailed, match="exit code 7"):
         bad.wait(timeout=60)
+
+
+def test_elastic_job_through_torchrun_rendezvous(client: Any) -> None:
+    folder = Path(__file__).resolve().parents[1] / "training"
+    client.apply(
+        {
+            "apiVersion": "shipyard.dev/v1",
+            "kind": "TrainJob",
+            "metadata": {
+                "name": "elastic",
+                "annotations": {"shipyard.dev/source-dir": str(folder)},
+            },
+            "spec": {
+                "framework": "pytorch",
+                "elasticPolicy": {
+                    "minReplicas": 1,
+                    "maxReplicas": 2,
+                    "maxRestarts": 1,
+                    "nProcPerNode": 1,
+                },
+                "replicaSpecs": {
+                    "Worker": {
+                        "replicas": 2,
+                        "restartPolicy": "OnFailure",
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "pytorch",
+                                        "command": ["torchrun", "elastic_prog.py"],
+                                    }
+                                ]
+                            }
+                        },
+                    }
+                },
+            },
+        }
+    )
+    job = client.wait("trainjob", "elastic", condition="Succeeded", timeout=150)
+    assert job["status"]["metrics"]["sum"] == 2.0  # both nodes joined one rendezvous
+    pods = client.list("pods", selector="training.kubeflow.org/job-name=elastic")
+    env = {e["name"]: e["value"] for e in pods[0]["spec"]["containers"][0]["env"]}
+    assert env["PET_NNODES"] == "1:2" and env["PET_RDZV_BACKEND"] == "c10d"
+    assert env["PET_MAX_RESTARTS"] == "1" and "RANK" not in env
