@@ -208,3 +208,13 @@ def test_many_concurrent_forks_all_report_their_own_exit_code(rt: LocalRuntime) 
     for i, p in enumerate(pods):
         assert terminated(finished(rt, p))["exitCode"] == i % 5
         assert log_of(rt, p).strip() == str(i)
+
+
+def test_a_preloaded_module_runs_as_main_without_warnings(rt: LocalRuntime) -> None:
+    pod = warm_pod(
+        {"name": "main", "command": ["python", "-m", "json.tool", "--help"]}, warm="json.tool"
+    )
+    rt.start(pod, Assignment())
+    assert finished(rt, pod)["phase"] == "Succeeded"
+    text = log_of(rt, pod)
+    assert "usage" in text and "RuntimeWarning" not in text

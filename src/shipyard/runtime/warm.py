@@ -302,6 +302,13 @@ def _run(req: Obj) -> int:
     code = 0
     try:
         if argv[0] == "-m":
+            import warnings
+
+            # A preloaded module run as __main__ runs afresh, as `python -m` would; runpy's
+            # warning that it was imported already is about the zygote, not the container.
+            warnings.filterwarnings(
+                "ignore", message=".*found in sys.modules", category=RuntimeWarning
+            )
             sys.argv = [argv[1], *argv[2:]]
             sys.path[:0] = [os.getcwd(), *extra]
             runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
