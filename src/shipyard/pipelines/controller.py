@@ -66,6 +66,12 @@ def _seconds(value: Any, default: float) -> float:
     return float(text[:-1]) if text.endswith("s") else float(text)
 
 
+def _seq(t: Obj) -> int:
+    """The attempt's number over the run's whole life (retry-run continues counting), which
+    names its Pod and its folder."""
+    return int(t.get("previousAttempts", 0)) + int(t.get("attempts", 0))
+
+
 def _duration(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
@@ -254,7 +260,7 @@ class _Run:
         ) / str(attempt)
 
     def _succeeded(self, tid: str, t: Obj) -> None:
-        path = self._taskdir(tid, t["attempts"]) / "outputs.json"
+        path = self._taskdir(tid, _seq(t)) / "outputs.json"
         try:
             outs = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
@@ -281,7 +287,7 @@ class _Run:
         t.pop("message", None)
 
     def _error(self, tid: str, t: Obj, pod: Obj) -> str:
-        path = self._taskdir(tid, t["attempts"])
+        path = self._taskdir(tid, _seq(t))
         with contextlib.suppress(OSError, ValueError, KeyError):
             return str(json.loads((path / "error.json").read_text())["message"])
         cs = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
@@ -551,7 +557,8 @@ class _Run:
                 self._record_outputs(tid, t, hit, "Cached")
                 return False
         attempt = int(t.get("attempts", 0)) + 1
-        taskdir = self._taskdir(tid, attempt)
+        seq = int(t.get("previousAttempts", 0)) + attempt
+        taskdir = self._taskdir(tid, seq)
         taskdir.mkdir(parents=True, exist_ok=True)
         request: Obj = {
             "component": comp,
@@ -563,7 +570,7 @@ class _Run:
         if final is not None:
             request["finalStatus"] = final
         (taskdir / "input.json").write_text(json.dumps(request))
-        pod = self._pod(tid, task, comp, attempt, taskdir / "input.json")
+        pod = self._pod(tid, task, comp, seq, taskdir / "input.json")
         try:
             self.ctl.platform.service.create(pod)
         except AlreadyExists:

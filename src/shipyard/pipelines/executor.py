@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
+import linecache
 import os
 import subprocess
 import sys
@@ -91,7 +92,10 @@ def _call(req: Obj, comp: Obj, store: ArtifactStore, workdir: Path) -> Obj:
     if comp.get("packages"):
         _ensure_packages(comp["packages"], Path(req["envs"]))
     ns = _namespace()
-    exec(compile(comp["source"], f"<component {comp['function']}>", "exec"), ns)
+    filename = f"<component {comp['function']}>"
+    lines = comp["source"].splitlines(keepends=True)
+    linecache.cache[filename] = (len(comp["source"]), None, lines, filename)
+    exec(compile(comp["source"], filename, "exec"), ns)
     fn = ns[comp["function"]]
     kwargs: Obj = {}
     for name, value in (req.get("parameters") or {}).items():

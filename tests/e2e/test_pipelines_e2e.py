@@ -1,0 +1,305 @@
+"""Pipelines end to end: the examples from the CLI and the client, and each feature
+(caching, retries, conditions, loops, exit handlers, cancel, retry-run, recurring runs)
+on a real embedded platform whose tasks are real (warm-forked) processes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platform_fixtures import EXAMPLES, shipyard_cmd
+from shipyard import dsl
+from shipyard.client import Client
+from shipyard.errors import Invalid, ShipyardError
+
+pytestmark = pytest.mark.e2e
+PIPES = EXAMPLES / "pipelines"
+
+
+def states(status: dict[str, Any]) -> dict[str, str]:
+    return {tid: t["state"] for tid, t in status["tasks"].items()}
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*shipyard_cmd(), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+# -- components shared by the tests ------------------------------------------------------------
+
+
+@dsl.component
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@dsl.component
+def flaky(marker: str, fail_times: int) -> int:
+    import pathlib
+
+    p = pathlib.Path(marker)
+    n = int(p.read_text()) if p.exists() else 0
+    p.write_text(str(n + 1))
+    if n < fail_times:
+        raise ValueError(f"flaky failure {n + 1}")
+    return n + 1
+
+
+@dsl.component
+def sleeper(seconds: float, marker: str) -> str:
+    import os
+    import pathlib
+    import time
+
+    pathlib.Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return "woke"
+
+
+@dsl.component
+def bad_output() -> int:
+    return {1, 2}  # type: ignore[return-value]
+
+
+def test_examples_run_from_the_cli_with_conditions_and_describe(
+    client: Client, cli_env: dict[str, str]
+) -> None:
+    r = cli(cli_env, "run", str(PIPES / "iris_train.py"), "--name", "iris", "--watch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = client.get("pipelineruns", "iris")["status"]
+    assert st["phase"] == "Succeeded"
+    s = states(st)
+    assert s["register"] == "Succeeded" and s["report-low"] == "Skipped"
+    acc = st["tasks"]["evaluate"]["outputs"]["Output"]
+    assert acc >= 0.9
+    metrics = st["tasks"]["evaluate"]["artifacts"]["metrics"]
+    assert metrics["metadata"]["accuracy"] == acc and metrics["digest"].startswith("sha256:")
+    # Lineage: the model evaluate read is the one train_model wrote.
+    read = st["tasks"]["evaluate"]["inputs"]["artifacts"]["model"]
+    assert read["digest"] == st["tasks"]["train-model"]["artifacts"]["model"]["digest"]
+    assert read["producer"] == {"run": "iris", "task": "train-model"}
+
+    # An impossible threshold takes the Else branch; everything before it is cached.
+    r = cli(cli_env, "run", str(PIPES / "iris_train.py"), "--name", "iris-hi", "-p",
+            "min_accuracy=1.5", "--watch")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    st2 = client.get("pipelineruns", "iris-hi")["status"]
+    s2 = states(st2)
+    assert s2["register"] == "Skipped" and s2["report-low"] == "Succeeded"
+    assert s2["train-model"] == "Cached" and s2["evaluate"] == "Cached"
+
+    d = cli(cli_env, "describe", "run", "iris-hi")
+    assert d.returncode == 0 and "Cached" in d.stdout and "report-low" in d.stdout
+    logs = cli(cli_env, "logs", "run/iris", "--task", "evaluate")
+    assert logs.returncode == 0 and f"accuracy={acc}" in logs.stdout
+    got = cli(cli_env, "get", "runs")
+    assert "iris-hi" in got.stdout and "Succeeded" in got.stdout
+
+
+def test_parallel_for_collected_and_exit_handler_examples_from_the_client(
+    client: Client,
+) -> None:
+    h = client.run_pipeline(PIPES / "fan_out.py", {"items": [1, 2, 3, 4]})
+    st = h.wait(120, check=True)
+    assert st["outputs"] == {"Output": 30}
+    assert sorted(t for t in st["tasks"] if t.startswith("square[")) == [
+        f"square[{i}]" for i in range(4)
+    ]
+    ok = client.run_pipeline(PIPES / "exit_handler.py", {"fail": False}).wait(60)
+    assert ok["phase"] == "Succeeded"
+    assert ok["tasks"]["cleanup"]["outputs"]["Output"] == "SUCCEEDED"
+    bad = client.run_pipeline(PIPES / "exit_handler.py", {"fail": True}).wait(60)
+    assert bad["phase"] == "Failed"
+    assert bad["tasks"]["work"]["state"] == "Failed"
+    assert "RuntimeError: work failed on purpose" in bad["tasks"]["work"]["message"]
+    assert bad["tasks"]["cleanup"]["state"] == "Succeeded"
+    assert bad["tasks"]["cleanup"]["outputs"]["Output"] == "FAILED"
+
+
+def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
+    @dsl.pipeline
+    def chain(n: int = 1) -> int:
+        return add(a=add(a=n, b=1).output, b=10).output
+
+    first = client.run_pipeline(chain, {"n": 1}).wait(60, check=True)
+    assert set(states(first).values()) == {"Succeeded"} and first["outputs"]["Output"] == 12
+    again = client.run_pipeline(chain, {"n": 1}).wait(60, check=True)
+    assert set(states(again).values()) == {"Cached"} and again["outputs"]["Output"] == 12
+    assert all("pod" not in t for t in again["tasks"].values())
+    other = client.run_pipeline(chain, {"n": 2}).wait(60, check=True)
+    assert set(states(other).values()) == {"Succeeded"} and other["outputs"]["Output"] == 13
+    fresh = client.run_pipeline(chain, {"n": 1}, cache=False).wait(60, check=True)
+    assert set(states(fresh).values()) == {"Succeeded"}
+
+
+def test_retries_then_failure_stops_new_tasks_and_retry_run_resumes(
+    client: Client, tmp_path: Path
+) -> None:
+    @dsl.pipeline
+    def retrying(marker: str, fail_times: int) -> int:
+        first = flaky(marker=marker, fail_times=fail_times).set_retry(2, backoff_duration="0.05s")
+        return add(a=first.output, b=100).output
+
+    ok = client.run_pipeline(retrying, {"marker": str(tmp_path / "a"), "fail_times": 2})
+    st = ok.wait(60, check=True)
+    assert st["tasks"]["flaky"]["attempts"] == 3 and st["outputs"]["Output"] == 103
+
+    marker = tmp_path / "b"
+    h = client.run_pipeline(retrying, {"marker": str(marker), "fail_times": 5})
+    st = h.wait(60)
+    assert st["phase"] == "Failed"
+    assert st["tasks"]["flaky"]["attempts"] == 3
+    assert "ValueError: flaky failure 3" in st["tasks"]["flaky"]["message"]
+    assert st["tasks"]["add"]["state"] == "Pending"  # nothing downstream started
+    assert "flaky" in st["message"]
+    # retry-run: the failed task runs again (3 more attempts: failures 4, 5 then success).
+    h.retry()
+    deadline = time.monotonic() + 60
+    while h.phase != "Succeeded" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = h.status
+    assert st["phase"] == "Succeeded" and st["outputs"]["Output"] == 106
+    assert st["retries"] == 1
+
+
+def test_retry_run_keeps_successful_tasks(client: Client, tmp_path: Path) -> None:
+    @dsl.pipeline
+    def two(marker: str) -> int:
+        first = add(a=0, b=1).set_caching_options(False)
+        return flaky(marker=marker, fail_times=first.output).output
+
+    h = client.run_pipeline(two, {"marker": str(tmp_path / "m")})
+    assert h.wait(60)["phase"] == "Failed"
+    pod_before = h.tasks["add"]["pod"]
+    h.retry()
+    deadline = time.monotonic() + 60
+    while h.phase != "Succeeded" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = h.status
+    assert st["phase"] == "Succeeded"
+    assert st["tasks"]["add"]["pod"] == pod_before and st["tasks"]["add"]["attempts"] == 1
+
+
+def test_cancel_stops_running_tasks(client: Client, tmp_path: Path) -> None:
+    @dsl.pipeline
+    def slow(marker: str) -> str:
+        return sleeper(seconds=60, marker=marker).output
+
+    marker = tmp_path / "pid"
+    h = client.run_pipeline(slow, {"marker": str(marker)})
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pid = int(marker.read_text())
+    h.cancel()
+    st = h.wait(30)
+    assert st["phase"] == "Cancelled" and st["tasks"]["sleeper"]["state"] == "Cancelled"
+    import psutil
+
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.05)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_recurring_run_starts_runs_on_schedule_within_max_concurrency(client: Client) -> None:
+    @dsl.pipeline
+    def tick(n: int = 1) -> int:
+        return add(a=n, b=1).output
+
+    from shipyard.pipelines.compiler import compile_pipeline
+
+    pipeline = compile_pipeline(tick, name="tick")
+    client.apply(pipeline)
+    client.apply(
+        {
+            "apiVersion": "shipyard.dev/v1",
+            "kind": "RecurringRun",
+            "metadata": {"name": "every-second"},
+            "spec": {
+                "schedule": "* * * * * *",
+                "pipelineRef": {"name": "tick"},
+                "parameters": {"n": 4},
+                "maxConcurrency": 1,
+            },
+        }
+    )
+    deadline = time.monotonic() + 30
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = client.list("pipelineruns", selector="pipelines.shipyard.dev/recurring-run")
+        done = [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
+        if len(done) >= 2:
+            break
+        time.sleep(0.1)
+    assert len([r for r in runs if r["status"].get("phase") == "Succeeded"]) >= 2
+    for r in runs:
+        if r["status"].get("phase") == "Succeeded":
+            assert r["status"]["outputs"] == {"Output": 5}
+    client.patch("recurringrun", "every-second", {"spec": {"enabled": False}})
+    rr = client.get("recurringrun", "every-second")
+    assert rr["status"]["runsStarted"] >= 2
+
+
+def test_bad_input_is_refused_with_clear_messages(client: Client, cli_env: dict[str, str]) -> None:
+    @dsl.pipeline
+    def needs(n: int) -> int:
+        return add(a=n, b=1).output
+
+    with pytest.raises(Invalid, match="missing pipeline parameter 'n'"):
+        client.run_pipeline(needs, {})
+    with pytest.raises(Invalid, match="pipeline parameter 'n': expected an int"):
+        client.run_pipeline(needs, {"n": "x"})
+
+    @dsl.pipeline
+    def unserialisable() -> None:
+        bad_output()
+
+    st = client.run_pipeline(unserialisable).wait(60)
+    assert st["phase"] == "Failed"
+    assert "output 'Output' cannot be serialised" in st["tasks"]["bad-output"]["message"]
+
+    r = cli(cli_env, "run", str(PIPES / "fan_out.py"), "-p", "nope=1")
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and "unknown pipeline parameter 'nope'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_compile_is_byte_identical_and_the_yaml_runs(
+    client: Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for out in (a, b):
+        r = cli(cli_env, "compile", str(PIPES / "fan_out.py"), "-o", str(out))
+        assert r.returncode == 0, r.stderr
+    assert a.read_bytes() == b.read_bytes()
+    assert "def square" in a.read_text() and "sha256:" in a.read_text()
+    r = cli(cli_env, "run", str(a), "--name", "from-yaml", "-p", "items=[2, 3]", "--watch")
+    assert r.returncode == 0, r.stderr
+    assert client.get("pipelineruns", "from-yaml")["status"]["outputs"] == {"Output": 13}
+
+
+def test_user_error_fails_the_task_with_traceback_in_log(client: Client) -> None:
+    @dsl.component
+    def boom(x: int) -> int:
+        return x // 0
+
+    @dsl.pipeline
+    def broken() -> int:
+        return boom(x=1).output
+
+    h = client.run_pipeline(broken)
+    st = h.wait(60)
+    assert st["phase"] == "Failed"
+    assert st["tasks"]["boom"]["message"] == "ZeroDivisionError: integer division or modulo by zero"
+    log = "".join(client.logs(st["tasks"]["boom"]["pod"]))
+    assert "Traceback" in log and "x // 0" in log
+    with pytest.raises(ShipyardError):
+        h.wait(5, check=True)
