@@ -27,8 +27,11 @@ from typing import Any
 
 import orjson
 
+from shipyard.serving.upstream import UpstreamPool
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+_DROP = {b"date", b"server"}
 _HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
 HOLD_TIMEOUT = 60.0
 
@@ -97,7 +100,7 @@ class Gateway:
         self._waiters: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._http: Any = None
+        self._pools: dict[str, UpstreamPool] = {}
 
     # -- controller side (any thread) ---------------------------------------------------------
 
@@ -231,17 +234,18 @@ class Gateway:
         body = await _body(receive)
         qs = scope.get("query_string", b"").decode()
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP]
-        client = self._client()
+        method = scope["method"]
         for attempt in range(3):
-            rev, rep, _route = await self._replica(namespace, name, qs)
+            rev, rep, route = await self._replica(namespace, name, qs)
             st = self.stats(namespace, name, rev)
             st.count += 1
             st.last_request = time.monotonic()
             st.change(1)
             rep.inflight += 1
             try:
-                url = rep.url + rest + (f"?{qs}" if qs else "")
-                resp = await client.request(scope["method"], url, content=body, headers=headers)
+                pool = self._pool(rep, route.timeout)
+                path = rest + (f"?{qs}" if qs else "")
+                status, rheaders, rbody = await pool.request(method, path, headers, body)
             except Exception as exc:
                 if attempt == 2:
                     raise _GatewayError(503, f"replica {rep.pod} failed: {exc}") from None
@@ -250,15 +254,11 @@ class Gateway:
             finally:
                 rep.inflight -= 1
                 st.change(-1)
-            out = [
-                (k.lower().encode(), v.encode())
-                for k, v in resp.headers.items()
-                if k.lower().encode() not in _HOP and k.lower() not in ("date", "server")
-            ]
+            out = [(k, v) for k, v in rheaders if k not in _HOP and k not in _DROP]
             out.append((b"x-shipyard-revision", rev.encode()))
-            out.append((b"content-length", str(len(resp.content)).encode()))
-            await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
-            await send({"type": "http.response.body", "body": resp.content})
+            out.append((b"content-length", str(len(rbody)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": out})
+            await send({"type": "http.response.body", "body": rbody})
             return
 
     def _drop(self, rep: Replica) -> None:
@@ -269,15 +269,11 @@ class Gateway:
                     if rep in reps:
                         route.replicas[rev] = [r for r in reps if r is not rep]
 
-    def _client(self) -> Any:
-        if self._http is None:
-            import httpx
-
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(HOLD_TIMEOUT, connect=2.0),
-                limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-            )
-        return self._http
+    def _pool(self, rep: Replica, timeout: float) -> UpstreamPool:
+        pool = self._pools.get(rep.url)
+        if pool is None:
+            pool = self._pools[rep.url] = UpstreamPool(rep.url, timeout)
+        return pool
 
 
 _ISVC_KEY = "serving.kserve.io/InferenceService"
