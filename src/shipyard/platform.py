@@ -29,6 +29,7 @@ def _components() -> list[Callable[[Platform], None]]:
     from shipyard import serving, training
     from shipyard import tuning
     from shipyard import pipelines
+    from shipyard import registry, tracking
 
     return [
         tenancy.register,
@@ -37,6 +38,8 @@ def _components() -> list[Callable[[Platform], None]]:
         serving.register,
         tuning.register,
         pipelines.register,
+        registry.register,
+        tracking.register,
     ]
 
 
@@ -52,6 +55,14 @@ class Platform:
         self.manager = Manager(self.store, self.metrics, resync_period=s.resync_period)
         capacity = detect_capacity(s.cpu, s.memory, s.gpus)
         self.scheduler = Scheduler(capacity)
+        if runtime is None and s.runtime == "kubernetes":
+            from shipyard.runtime.kubernetes import from_settings
+
+            runtime = from_settings(s)
+        elif runtime is None and s.runtime != "local":
+            from shipyard.errors import BadRequest
+
+            raise BadRequest(f"unknown runtime {s.runtime!r}: choose local or kubernetes")
         if runtime is None:
             from shipyard.runtime.local import LocalRuntime
 

@@ -72,15 +72,38 @@ def up(
         list[Path] | None,
         typer.Option("--apply", "-f", help="Apply these files or folders once up."),
     ] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="Where Pods run: local (default) or kubernetes.")
+    ] = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="Artifact store: a folder or s3://BUCKET/PREFIX (fsspec URL)."),
+    ] = None,
+    kube_namespace: Annotated[
+        str | None, typer.Option(help="Kubernetes namespace for Pods (--runtime kubernetes).")
+    ] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="kubeconfig file (default: in-cluster or $KUBECONFIG).")
+    ] = None,
 ) -> None:
-    """Run API, controllers and the local runtime in this process until Ctrl-C."""
+    """Run API, controllers and the runtime (local processes by default) until Ctrl-C."""
     import time
 
     from shipyard.core.config import load
     from shipyard.server.serve import run_foreground
 
     started = time.perf_counter()
-    settings = load(host=host, port=port, data_dir=data_dir, store_url=store)
+    if artifacts:
+        os.environ["SHIPYARD_ARTIFACTS"] = artifacts
+    settings = load(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        store_url=store,
+        runtime=runtime,
+        kube_namespace=kube_namespace,
+        kubeconfig=kubeconfig,
+    )
 
     def ready(platform: Any, url: str) -> None:
         store_kind = "postgresql" if not platform.store.is_sqlite else "sqlite"
@@ -99,7 +122,8 @@ def up(
                         output.out.print(f"{r.ref} {r.action}")
             except Exception as exc:  # report, keep serving
                 msg = exc.message if isinstance(exc, ShipyardError) else str(exc)
-                output.err.print(f"[red]error:[/red] applying {apply}: {msg}", markup=True)
+                where = ", ".join(str(p) for p in apply)
+                output.err.print(f"[red]error:[/red] applying {where}: {msg}", markup=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         run_foreground(settings, on_ready=ready)
@@ -116,12 +140,16 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate on the server, write nothing.")
     ] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
+    ] = False,
 ) -> None:
     """Create or update resources from YAML/JSON files (multi-document)."""
     from shipyard.client import read_sources
 
     with client() as c:
-        results = c.apply_documents(read_sources(filename), namespace, dry_run=dry_run)
+        docs = read_sources(filename, recursive=recursive)
+        results = c.apply_documents(docs, namespace, dry_run=dry_run)
     for r in results:
         output.out.print(f"{r.ref} {r.action}{' (dry run)' if dry_run else ''}")
 
@@ -209,6 +237,9 @@ def delete(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is gone.")] = True,
     timeout: Annotated[str, typer.Option(help="How long to wait.")] = "60s",
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
+    ] = False,
 ) -> None:
     """Delete resources (and, cascading, what they own)."""
     from shipyard.client import parse_duration, read_sources
@@ -216,7 +247,7 @@ def delete(
     targets: list[tuple[str, str, str | None]] = []
     with client() as c:
         if filename:
-            for obj, _ in read_sources(filename):
+            for obj, _ in read_sources(filename, recursive=recursive):
                 t = c._type_of(obj)
                 targets.append(
                     (
@@ -318,6 +349,7 @@ def _load_components() -> None:
     """Import the CLI modules of components; each registers its commands on ``app``."""
     # (components add one import line each here)
     import shipyard.cli.pipelines  # noqa: F401
+    import shipyard.cli.registry  # noqa: F401
     import shipyard.cli.serving  # noqa: F401
     import shipyard.cli.training  # noqa: F401
     import shipyard.cli.tuning  # noqa: F401
@@ -329,6 +361,12 @@ def main() -> None:
 
     try:
         _load_components()
+    except Exception as exc:  # a broken component must not take the core commands down
+        output.err.print(
+            f"warning: some component commands are unavailable: {type(exc).__name__}: {exc}",
+            markup=False,
+        )
+    try:
         app()
     except ShipyardError as exc:
         output.fail(exc.message)

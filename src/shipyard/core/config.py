@@ -33,6 +33,12 @@ class Settings:
     restart_backoff_cap: float = 60.0
     resync_period: float = 30.0
     event_retention: int = 200_000
+    # Where Pods run: "local" (processes on this machine) or "kubernetes" (a cluster).
+    runtime: str = "local"
+    kube_namespace: str | None = None  # None: the control plane's own / kubeconfig's
+    kubeconfig: str | None = None  # None: in-cluster, $KUBECONFIG or ~/.kube/config
+    kube_image: str = "shipyard:latest"  # for containers that name no image
+    kube_url: str | None = None  # SHIPYARD_URL as Pods on the cluster reach the API
 
     @property
     def resolved_store_url(self) -> str:
@@ -57,6 +63,11 @@ def load(**overrides: object) -> Settings:
         restart_backoff_base=_env_float("SHIPYARD_RESTART_BACKOFF", 1.0),
         restart_backoff_cap=_env_float("SHIPYARD_RESTART_BACKOFF_CAP", 60.0),
         resync_period=_env_float("SHIPYARD_RESYNC_PERIOD", 30.0),
+        runtime=env.get("SHIPYARD_RUNTIME") or "local",
+        kube_namespace=env.get("SHIPYARD_KUBE_NAMESPACE") or None,
+        kubeconfig=env.get("SHIPYARD_KUBECONFIG") or None,
+        kube_image=env.get("SHIPYARD_KUBE_IMAGE") or "shipyard:latest",
+        kube_url=env.get("SHIPYARD_KUBE_URL") or None,
     )
     given = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" in given:
