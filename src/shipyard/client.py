@@ -66,9 +66,12 @@ class ApplyResult:
         return f"{self.object['kind'].lower()}/{self.object['metadata']['name']}"
 
 
-def read_sources(paths: Iterable[str | Path]) -> list[tuple[Obj, str]]:
+def read_sources(paths: Iterable[str | Path], *, recursive: bool = False) -> list[tuple[Obj, str]]:
     """Objects from files, folders (``*.yaml``, ``*.yml``, ``*.json``, sorted) or ``-``
-    (stdin), each with where it came from: ``file.yaml, document 2``."""
+    (stdin), each with where it came from: ``file.yaml, document 2``.
+
+    A folder gives its own files only, as ``kubectl apply -f DIR`` does; ``recursive``
+    (``-R``) descends into subfolders too."""
     import sys
 
     out: list[tuple[Obj, str]] = []
@@ -83,7 +86,9 @@ def read_sources(paths: Iterable[str | Path]) -> list[tuple[Obj, str]]:
             raise errors.BadRequest(f"{path}: no such file or directory")
         files: list[Path] = (
             sorted(
-                f for f in path.rglob("*") if f.suffix in (".yaml", ".yml", ".json") and f.is_file()
+                f
+                for f in (path.rglob("*") if recursive else path.glob("*"))
+                if f.suffix in (".yaml", ".yml", ".json") and f.is_file()
             )
             if path.is_dir()
             else [path]
