@@ -122,8 +122,7 @@ def up(
                         output.out.print(f"{r.ref} {r.action}")
             except Exception as exc:  # report, keep serving
                 msg = exc.message if isinstance(exc, ShipyardError) else str(exc)
-                where = ", ".join(str(p) for p in apply)
-                output.err.print(f"[red]error:[/red] applying {where}: {msg}", markup=True)
+                output.err.print(f"[red]error:[/red] applying {apply}: {msg}", markup=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         run_foreground(settings, on_ready=ready)
@@ -140,16 +139,12 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate on the server, write nothing.")
     ] = False,
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
-    ] = False,
 ) -> None:
     """Create or update resources from YAML/JSON files (multi-document)."""
     from shipyard.client import read_sources
 
     with client() as c:
-        docs = read_sources(filename, recursive=recursive)
-        results = c.apply_documents(docs, namespace, dry_run=dry_run)
+        results = c.apply_documents(read_sources(filename), namespace, dry_run=dry_run)
     for r in results:
         output.out.print(f"{r.ref} {r.action}{' (dry run)' if dry_run else ''}")
 
@@ -237,9 +232,6 @@ def delete(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is gone.")] = True,
     timeout: Annotated[str, typer.Option(help="How long to wait.")] = "60s",
-    recursive: Annotated[
-        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
-    ] = False,
 ) -> None:
     """Delete resources (and, cascading, what they own)."""
     from shipyard.client import parse_duration, read_sources
@@ -247,7 +239,7 @@ def delete(
     targets: list[tuple[str, str, str | None]] = []
     with client() as c:
         if filename:
-            for obj, _ in read_sources(filename, recursive=recursive):
+            for obj, _ in read_sources(filename):
                 t = c._type_of(obj)
                 targets.append(
                     (
@@ -349,7 +341,6 @@ def _load_components() -> None:
     """Import the CLI modules of components; each registers its commands on ``app``."""
     # (components add one import line each here)
     import shipyard.cli.pipelines  # noqa: F401
-    import shipyard.cli.registry  # noqa: F401
     import shipyard.cli.serving  # noqa: F401
     import shipyard.cli.training  # noqa: F401
     import shipyard.cli.tuning  # noqa: F401
@@ -361,12 +352,6 @@ def main() -> None:
 
     try:
         _load_components()
-    except Exception as exc:  # a broken component must not take the core commands down
-        output.err.print(
-            f"warning: some component commands are unavailable: {type(exc).__name__}: {exc}",
-            markup=False,
-        )
-    try:
         app()
     except ShipyardError as exc:
         output.fail(exc.message)
