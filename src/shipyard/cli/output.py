@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
 import yaml
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-out = Console(soft_wrap=True, highlight=False)
+
+def _width() -> int | None:
+    """Piped output (scripts, grep) is not wrapped at 80 columns: each row stays one line.
+    A terminal, or $COLUMNS, sets the width as usual."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 4096
+
+
+out = Console(soft_wrap=True, highlight=False, width=_width())
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Obj = dict[str, Any]
@@ -36,7 +47,8 @@ def to_yaml(obj: Any, *, many: bool = False) -> str:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    # The message is text, not markup: a '[/...]' in a path or value must print as it is.
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     sys.exit(code)
 
 
@@ -50,7 +62,7 @@ def print_table(tbl: Obj, *, wide: bool = False) -> None:
     for c in cols:
         t.add_column(c["name"], overflow="fold")
     for row in tbl["rows"]:
-        t.add_row(*(str(row["cells"][i]) for i in idx))
+        t.add_row(*(escape(str(row["cells"][i])) for i in idx))
     out.print(t)
 
 
@@ -90,7 +102,9 @@ def describe(obj: Obj) -> None:
     ]
     for label, value in rows:
         if value:
-            out.print(f"[bold]{label + ':':<16}[/bold]{value}", markup=True, highlight=False)
+            out.print(
+                f"[bold]{label + ':':<16}[/bold]{escape(str(value))}", markup=True, highlight=False
+            )
     for key in ("initContainerStatuses", "containerStatuses"):
         if status.get(key):
             t = Table(
@@ -103,13 +117,18 @@ def describe(obj: Obj) -> None:
             for cs in status[key]:
                 state_name, state = next(iter((cs.get("state") or {"waiting": {}}).items()))
                 t.add_row(
-                    cs["name"],
-                    state_name,
-                    str(state.get("reason", "")),
-                    str(state.get("exitCode", "")),
-                    str(cs.get("restartCount", 0)),
-                    str(state.get("startedAt", "")),
-                    str(state.get("finishedAt", "")),
+                    *(
+                        escape(str(v))
+                        for v in (
+                            cs["name"],
+                            state_name,
+                            state.get("reason", ""),
+                            state.get("exitCode", ""),
+                            cs.get("restartCount", 0),
+                            state.get("startedAt", ""),
+                            state.get("finishedAt", ""),
+                        )
+                    )
                 )
             out.print(t)
     if status.get("conditions"):
@@ -118,11 +137,10 @@ def describe(obj: Obj) -> None:
             t.add_column(col, overflow="fold")
         for c in status["conditions"]:
             t.add_row(
-                c.get("type", ""),
-                c.get("status", ""),
-                c.get("reason", ""),
-                c.get("message", ""),
-                c.get("lastTransitionTime", ""),
+                *(
+                    escape(str(c.get(k) or ""))
+                    for k in ("type", "status", "reason", "message", "lastTransitionTime")
+                )
             )
         out.print(t)
     if obj.get("spec"):
