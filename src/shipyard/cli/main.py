@@ -122,7 +122,8 @@ def up(
                         output.out.print(f"{r.ref} {r.action}")
             except Exception as exc:  # report, keep serving
                 msg = exc.message if isinstance(exc, ShipyardError) else str(exc)
-                output.err.print(f"[red]error:[/red] applying {apply}: {msg}", markup=True)
+                where = ", ".join(str(p) for p in apply)
+                output.err.print(f"[red]error:[/red] applying {where}: {msg}", markup=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         run_foreground(settings, on_ready=ready)
@@ -139,12 +140,16 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate on the server, write nothing.")
     ] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
+    ] = False,
 ) -> None:
     """Create or update resources from YAML/JSON files (multi-document)."""
     from shipyard.client import read_sources
 
     with client() as c:
-        results = c.apply_documents(read_sources(filename), namespace, dry_run=dry_run)
+        docs = read_sources(filename, recursive=recursive)
+        results = c.apply_documents(docs, namespace, dry_run=dry_run)
     for r in results:
         output.out.print(f"{r.ref} {r.action}{' (dry run)' if dry_run else ''}")
 
@@ -232,6 +237,9 @@ def delete(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is gone.")] = True,
     timeout: Annotated[str, typer.Option(help="How long to wait.")] = "60s",
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-R", help="Also read the subfolders of folders.")
+    ] = False,
 ) -> None:
     """Delete resources (and, cascading, what they own)."""
     from shipyard.client import parse_duration, read_sources
@@ -239,7 +247,7 @@ def delete(
     targets: list[tuple[str, str, str | None]] = []
     with client() as c:
         if filename:
-            for obj, _ in read_sources(filename):
+            for obj, _ in read_sources(filename, recursive=recursive):
                 t = c._type_of(obj)
                 targets.append(
                     (
@@ -352,6 +360,12 @@ def main() -> None:
 
     try:
         _load_components()
+    except Exception as exc:  # a broken component must not take the core commands down
+        output.err.print(
+            f"warning: some component commands are unavailable: {type(exc).__name__}: {exc}",
+            markup=False,
+        )
+    try:
         app()
     except ShipyardError as exc:
         output.fail(exc.message)
