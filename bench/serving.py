@@ -32,7 +32,7 @@ BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "dat
 CONNECTIONS = (1, 8, 32)
 
 KSERVE_SERVER = """
-import sys, joblib, kserve
+import sys, uuid, joblib, kserve
 from kserve import InferResponse, InferOutput
 
 class Iris(kserve.Model):
@@ -50,7 +50,8 @@ class Iris(kserve.Model):
         x = payload.inputs[0].as_numpy()
         y = self.model.predict(x)
         out = InferOutput(name="output-0", shape=list(y.shape), datatype="INT64", data=y.tolist())
-        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=payload.id)
+        rid = payload.id or str(uuid.uuid4())
+        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=rid)
 
 if __name__ == "__main__":
     kserve.ModelServer(http_port=int(sys.argv[2]), grpc_port=int(sys.argv[3]),
