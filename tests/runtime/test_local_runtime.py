@@ -389,10 +389,10 @@ def test_processes_left_behind_die_with_the_container(rt: LocalRuntime, tmp_path
 
 def test_init_containers_and_containers_each_get_the_pods_gpus(tmp_path: Path) -> None:
     rt = LocalRuntime(tmp_path / "data", node_has_gpus=True)
-    gpu = {"resources": {"limits": {"nvidia.com/gpu": 1}}}
+    gpu: Obj = {"limits": {"nvidia.com/gpu": 1}}
     pod = make_pod(
-        sh('echo "main=[$CUDA_VISIBLE_DEVICES]"', **gpu),
-        init=[sh('echo "init=[$CUDA_VISIBLE_DEVICES]"', name="prep", **gpu)],
+        sh('echo "main=[$CUDA_VISIBLE_DEVICES]"', resources=gpu),
+        init=[sh('echo "init=[$CUDA_VISIBLE_DEVICES]"', name="prep", resources=gpu)],
     )
     try:
         rt.start(pod, Assignment(gpus=("1",)))  # the Pod's effective request is 1 GPU
