@@ -16,6 +16,11 @@ from shipyard.pipelines.dsl import CompileError, Pipeline, TaskOutput, _Builder
 
 Obj = dict[str, Any]
 API_VERSION = "shipyard.dev/v1"
+KFP_UNSUPPORTED = (
+    "KFP v2 IR YAML (written by the kfp compiler) cannot be run yet; run the pipeline's "
+    "Python file with `shipyard run` after changing `from kfp import dsl` to "
+    "`from shipyard import dsl`"
+)
 
 
 def _task_spec(t: Any) -> Obj:
@@ -140,8 +145,7 @@ def pipelines_in(path: str | Path) -> dict[str, Pipeline]:
 
 
 def load(path: str | Path, pipeline: str | None = None) -> Obj:
-    """A Pipeline resource from a ``.py`` file (compiled) or a ``.yaml`` file (as written, or
-    KFP v2 IR converted)."""
+    """A Pipeline resource from a ``.py`` file (compiled) or a ``.yaml`` file (as written)."""
     p = Path(path)
     if p.suffix in (".yaml", ".yml", ".json"):
         if not p.is_file():
@@ -152,10 +156,7 @@ def load(path: str | Path, pipeline: str | None = None) -> Obj:
         if doc.get("kind") == "Pipeline":
             return doc
         if "pipelineInfo" in doc and "deploymentSpec" in doc:
-            from shipyard.pipelines.kfp import from_kfp
-
-            converted: Obj = from_kfp(doc)
-            return converted
+            raise BadRequest(f"{p}: {KFP_UNSUPPORTED}")
         raise BadRequest(f"{p}: neither a Shipyard Pipeline nor KFP v2 pipeline YAML")
     found = pipelines_in(p)
     if pipeline is None:

@@ -149,7 +149,7 @@ class PipelineRunController(Controller):
         if key not in self._preloads:
             import importlib.util
 
-            mods = {"shipyard.pipelines.executor"}
+            mods = {"shipyard.pipelines.executor", "shipyard.pipelines.dsl"}
             for comp in (pspec.get("components") or {}).values():
                 for mod in comp.get("imports") or []:
                     with contextlib.suppress(ImportError, ValueError):

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from shipyard import errors
+import shipyard.errors as errors
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
@@ -93,10 +93,9 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
             if doc.get("kind") == "Pipeline":
                 return doc
             if "pipelineInfo" in doc:
-                from shipyard.pipelines.kfp import from_kfp
+                from shipyard.pipelines.compiler import KFP_UNSUPPORTED
 
-                converted: Obj = from_kfp(doc)
-                return converted
+                raise errors.BadRequest(KFP_UNSUPPORTED)
     raise errors.BadRequest(
         "run_pipeline takes a @dsl.pipeline function, a Pipeline dict, YAML text or a file path"
     )

@@ -1,0 +1,188 @@
+"""Pipelines benchmark: Shipyard's warm path against kfp.local, side by side, one run.
+
+Peer: kfp.local from the ``kfp`` SDK in a separate venv (created here with pip when missing:
+$KFP_BENCH_VENV, default /tmp/kfp-bench-venv), SubprocessRunner(use_venv=False), components
+with install_kfp_package=False (its fastest configuration).
+
+Workloads: (a) 10 trivial steps in a line (each adds 1); (b) 20 independent steps then a join;
+(c) 3 steps passing a small Dataset; then a fan-out of 100 and 1,000 tasks on Shipyard.
+Caching is off everywhere. Run: ``.venv/bin/python bench/pipelines.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from shipyard import dsl
+from shipyard.client import Client
+from shipyard.dsl import Dataset, Input, Output
+
+VENV = Path(os.environ.get("KFP_BENCH_VENV", "/tmp/kfp-bench-venv"))
+
+KFP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, tempfile, time
+    from kfp import dsl, local
+    from kfp.dsl import Dataset, Input, Output
+
+    local.init(runner=local.SubprocessRunner(use_venv=False),
+               pipeline_root=tempfile.mkdtemp(), enable_caching=False)
+
+    @dsl.component(install_kfp_package=False)
+    def add(x: int) -> int:
+        return x + 1
+
+    @dsl.component(install_kfp_package=False)
+    def join() -> int:
+        return 0
+
+    @dsl.component(install_kfp_package=False)
+    def make(out: Output[Dataset]):
+        open(out.path, "w").write("1,2,3")
+
+    @dsl.component(install_kfp_package=False)
+    def transform(inp: Input[Dataset], out: Output[Dataset]):
+        open(out.path, "w").write(open(inp.path).read() + ",4")
+
+    @dsl.component(install_kfp_package=False)
+    def count(inp: Input[Dataset]) -> int:
+        return len(open(inp.path).read().split(","))
+
+    @dsl.pipeline
+    def line() -> int:
+        t = add(x=0)
+        for _ in range(9):
+            t = add(x=t.output)
+        return t.output
+
+    @dsl.pipeline
+    def fan() -> int:
+        tasks = [add(x=i) for i in range(20)]
+        return join().after(*tasks).output
+
+    @dsl.pipeline
+    def data() -> int:
+        m = make()
+        t = transform(inp=m.outputs["out"])
+        return count(inp=t.outputs["out"]).output
+
+    out = {}
+    for name, p in (("a", line), ("b", fan), ("c", data)):
+        t0 = time.perf_counter()
+        p()
+        out[name] = time.perf_counter() - t0
+    print(json.dumps(out))
+    """
+)
+
+
+@dsl.component
+def add(x: int) -> int:
+    return x + 1
+
+
+@dsl.component
+def join() -> int:
+    return 0
+
+
+@dsl.component
+def make(out: Output[Dataset]):
+    with open(out.path, "w") as fh:
+        fh.write("1,2,3")
+
+
+@dsl.component
+def transform(inp: Input[Dataset], out: Output[Dataset]):
+    with open(inp.path) as src, open(out.path, "w") as dst:
+        dst.write(src.read() + ",4")
+
+
+@dsl.component
+def count(inp: Input[Dataset]) -> int:
+    with open(inp.path) as fh:
+        return len(fh.read().split(","))
+
+
+@dsl.pipeline
+def line() -> int:
+    t = add(x=0)
+    for _ in range(9):
+        t = add(x=t.output)
+    return t.output
+
+
+@dsl.pipeline
+def fan() -> int:
+    tasks = [add(x=i) for i in range(20)]
+    return join().after(*tasks).output
+
+
+@dsl.pipeline
+def data() -> int:
+    m = make()
+    t = transform(inp=m.outputs["out"])
+    return count(inp=t.outputs["out"]).output
+
+
+@dsl.pipeline
+def wide(items: list) -> None:
+    with dsl.ParallelFor(items) as item:
+        add(x=item)
+
+
+def kfp_peer() -> dict[str, float] | None:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating {VENV} with kfp (pip)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "kfp"], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "kfp_bench.py"
+        script.write_text(KFP_SCRIPT)
+        r = subprocess.run([str(py), str(script)], capture_output=True, text=True, cwd=tmp)
+    if r.returncode != 0:
+        print("kfp.local failed:", r.stderr[-2000:])
+        return None
+    result: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
+    return result
+
+
+def timed(c: Client, pipeline: object, params: dict[str, object] | None = None) -> float:
+    t0 = time.perf_counter()
+    st = c.run_pipeline(pipeline, params or {}, cache=False).wait(1800)
+    elapsed = time.perf_counter() - t0
+    if st["phase"] != "Succeeded":
+        raise SystemExit(f"run failed: {st.get('message')}")
+    return elapsed
+
+
+def main() -> None:
+    peer = kfp_peer()
+    with tempfile.TemporaryDirectory() as tmp, Client.embedded(Path(tmp) / "sy") as c:
+        timed(c, line)  # warm-up: starts the zygote (imports once), not measured
+        ours = {"a": timed(c, line), "b": timed(c, fan), "c": timed(c, data)}
+        fan_100 = timed(c, wide, {"items": list(range(100))})
+        fan_1000 = timed(c, wide, {"items": list(range(1000))})
+    steps = {"a": 10, "b": 21, "c": 3}
+    print("\nworkload                         shipyard    kfp.local   speed-up")
+    for key, label in (("a", "(a) 10 steps in a line"), ("b", "(b) 20 independent + join"),
+                       ("c", "(c) 3 steps passing a Dataset")):  # fmt: skip
+        theirs = peer[key] if peer else float("nan")
+        print(f"{label:<32} {ours[key]:8.3f}s   {theirs:8.3f}s   {theirs / ours[key]:6.1f}x")
+    for key in ("a", "b", "c"):
+        print(f"shipyard per-step wall time ({key}): {ours[key] / steps[key] * 1000:.1f} ms")
+    print(f"fan-out 100 tasks:   {fan_100:.2f}s ({fan_100 / 100 * 1000:.1f} ms/task)")
+    print(f"fan-out 1000 tasks:  {fan_1000:.2f}s ({fan_1000 / 1000 * 1000:.1f} ms/task)")
+    print(f"growth 100 -> 1000 tasks: {fan_1000 / fan_100:.1f}x for 10x the tasks")
+
+
+if __name__ == "__main__":
+    main()
