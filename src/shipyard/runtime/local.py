@@ -347,6 +347,23 @@ class LocalRuntime:
         path: Path = self.logs_dir / md.get("namespace", "") / md["name"] / md["uid"][:8]
         return path / f"{container}.log"
 
+    def archived_pod(self, namespace: str, name: str) -> Obj | None:
+        """A stand-in Pod for the newest logs of a Pod that no longer exists (logs outlive
+        their Pods here, unlike Kubernetes, so deleted training replicas and pipeline tasks
+        keep their logs). None if there are none."""
+        base = self.logs_dir / namespace / name
+        dirs = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
+        if not dirs:
+            return None
+        newest = max(dirs, key=lambda d: d.stat().st_mtime)
+        containers = [{"name": f.stem} for f in sorted(newest.glob("*.log"))]
+        if not containers:
+            return None
+        return {
+            "metadata": {"name": name, "namespace": namespace, "uid": newest.name},
+            "spec": {"containers": containers},
+        }
+
     def logs(
         self,
         pod: Obj,
@@ -464,9 +481,7 @@ class LocalRuntime:
             elif "valueFrom" in item:
                 resolved = run.assignment.extra_env.get(item["name"])
                 env[item["name"]] = (
-                    resolved
-                    if resolved is not None
-                    else _value_from(item["valueFrom"], md, c.spec)
+                    resolved if resolved is not None else _value_from(item["valueFrom"], md, c.spec)
                 )
         return env
 

@@ -23,7 +23,7 @@ from starlette.routing import Match
 from shipyard import __version__
 from shipyard.core.resource import KindInfo, Obj
 from shipyard.core.service import parse_documents
-from shipyard.errors import BadRequest, ShipyardError
+from shipyard.errors import BadRequest, NotFound, ShipyardError
 from shipyard.server.tables import table
 from shipyard.server.watch import watch_response
 
@@ -242,7 +242,14 @@ class Api:
         info = self.info(group, version, plural)
         if info.kind != "Pod":
             raise BadRequest(f"logs are served for pods, not {info.plural}")
-        pod = self.service.get(info, namespace or "", name)
+        try:
+            pod = self.service.get(info, namespace or "", name)
+        except NotFound:
+            # The local runtime keeps logs of deleted Pods; serve the newest of that name.
+            archived = getattr(self.platform.runtime, "archived_pod", None)
+            pod = archived(namespace or "", name) if archived is not None else None
+            if pod is None:
+                raise
         q = request.query_params
         tail = q.get("tailLines")
         try:
