@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from shipyard.core.artifacts import SCHEME
+from shipyard.core.artifacts import SCHEME, safe_relpath
 from shipyard.core.resource import Obj
 from shipyard.errors import BadRequest, NotFound, ShipyardError
 from shipyard.registry.endpoints import json_endpoint, read_json
@@ -38,10 +38,14 @@ def store_upload(platform: Any, spool: Path, is_tar: bool) -> Obj:
         try:
             try:
                 with tarfile.open(spool) as tar:
-                    # "data" refuses absolute paths, '..', links out of the folder and devices.
+                    for member in tar.getmembers():
+                        safe_relpath(member.name)  # no absolute path, no '..'
+                    # "data" also refuses links out of the folder, devices and odd modes.
                     tar.extractall(tmp, filter="data")
             except (tarfile.TarError, OSError) as exc:
                 raise BadRequest(f"the uploaded folder is not a valid tar archive: {exc}") from None
+            except BadRequest as exc:
+                raise BadRequest(f"the uploaded folder is refused: {exc.message}") from None
             stored = platform.artifacts.put_dir(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
