@@ -12,9 +12,40 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from shipyard.client import Client
+    from shipyard.tracking.client import (
+        log_artifact,
+        log_input,
+        log_metric,
+        log_metrics,
+        log_model,
+        log_param,
+        log_params,
+    )
     from shipyard.tuning.report import report_metrics
 
-__all__ = ["Client", "__version__", "report_metrics"]
+# Tracking from inside a Pod (shipyard.tracking.client, loaded on first use).
+_TRACKING = (
+    "log_param",
+    "log_params",
+    "log_metric",
+    "log_metrics",
+    "log_artifact",
+    "log_input",
+    "log_model",
+)
+
+__all__ = [
+    "Client",
+    "__version__",
+    "log_artifact",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "report_metrics",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +57,8 @@ def __getattr__(name: str) -> Any:
         from shipyard.tuning.report import report_metrics
 
         return report_metrics
+    if name in _TRACKING:
+        from shipyard.tracking import client as tracking_client
+
+        return getattr(tracking_client, name)
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -28,6 +28,7 @@ import orjson
 from shipyard import errors
 from shipyard.core.service import parse_documents
 from shipyard.pipelines.sdk import PipelinesMixin
+from shipyard.registry.sdk import RegistryMixin
 from shipyard.serving.sdk import ServingMixin
 from shipyard.training.sdk import TrainingMixin
 from shipyard.tuning.sdk import TuningMixin
@@ -546,7 +547,9 @@ class CoreClient:
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
 # ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
-class Client(PipelinesMixin, TrainingMixin, TuningMixin, ServingMixin, CoreClient):
+class Client(
+    PipelinesMixin, TrainingMixin, TuningMixin, ServingMixin, RegistryMixin, CoreClient
+):
     """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 

@@ -29,6 +29,7 @@ def _components() -> list[Callable[[Platform], None]]:
     from shipyard import serving, training
     from shipyard import tuning
     from shipyard import pipelines
+    from shipyard import registry, tracking
 
     return [
         tenancy.register,
@@ -37,6 +38,8 @@ def _components() -> list[Callable[[Platform], None]]:
         serving.register,
         tuning.register,
         pipelines.register,
+        registry.register,
+        tracking.register,
     ]
 
 
