@@ -270,3 +270,26 @@ def test_logs_by_replica_and_describe(client: Any, cli_env: dict[str, str]) -> N
     assert "worker-1" in described and "loss=0.25" in described
     table = cli("get", "pytorchjobs", "-o", "wide").stdout
     assert "Succeeded" in table and "accuracy=0.75" in table
+
+
+def test_logs_survive_clean_pod_policy_all(client: Any, cli_env: dict[str, str]) -> None:
+    """cleanPodPolicy All deletes the replica Pods; their logs stay readable
+    (kubeflow/training-operator#877 loses them)."""
+    client.apply(
+        pytorchjob("cleaned", ["rendezvous"], ["rendezvous"], run_policy={"cleanPodPolicy": "All"})
+    )
+    client.wait("pytorchjob", "cleaned", condition="Succeeded", timeout=60)
+    deadline = time.monotonic() + 30
+    while _pods(client, "cleaned") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pods(client, "cleaned") == {}
+    proc = subprocess.run(
+        [*shipyard_cmd(), "logs", "pytorchjob/cleaned"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[master-0] rendezvous complete" in proc.stdout
+    assert "[worker-0] rank 1 joined" in proc.stdout

@@ -48,18 +48,51 @@ def _container(pod: Obj) -> str | None:
 
 
 def log_sources(
-    c: Any, name: str, namespace: str | None, replica: str | None
+    c: Any, name: str, namespace: str | None, replica: str | None, kind: str = ""
 ) -> list[tuple[str, str, str | None]]:
+    """(prefix, pod, container) per replica. Replica Pods removed by cleanPodPolicy, a
+    failure or a finished job still have logs (the server keeps them), found by the
+    replica Pod names the job's plan gives."""
     pods = replica_pods(c, name, namespace)
-    keys = [p["metadata"]["labels"]["shipyard.dev/replica"] for p in pods]
+    sources = {
+        p["metadata"]["labels"]["shipyard.dev/replica"]: (p["metadata"]["name"], _container(p))
+        for p in pods
+    }
+    if kind:
+        from shipyard.training.plan import plan_for
+
+        job = _get_job(c, kind, name, namespace)
+        if job is not None:
+            plan = plan_for(job)
+            for r in plan.replicas:
+                sources.setdefault(r.key, (r.pod_name, plan.container))
+    keys = sorted(sources, key=lambda k: _replica_key_of(k))
     if replica is not None:
-        if replica not in keys:
+        if replica not in sources:
             output.fail(
                 f"job {name!r} has no replica {replica!r}; replicas: {', '.join(keys) or 'none'}"
             )
-        i = keys.index(replica)
-        return [("", pods[i]["metadata"]["name"], _container(pods[i]))]
-    return [(k, p["metadata"]["name"], _container(p)) for k, p in zip(keys, pods, strict=True)]
+        return [("", *sources[replica])]
+    return [(k, *sources[k]) for k in keys]
+
+
+def _get_job(c: Any, kind: str, name: str, namespace: str | None) -> Obj | None:
+    """The job by Kind; TrainJob may be Shipyard's or Trainer v2's."""
+    from shipyard.errors import NotFound
+
+    names = [kind] + (["trainjobs.trainer.kubeflow.org"] if kind == "TrainJob" else [])
+    for candidate in names:
+        try:
+            job: Obj = c.get(candidate, name, namespace)
+            return job
+        except NotFound:
+            continue
+    return None
+
+
+def _replica_key_of(key: str) -> tuple[int, int]:
+    rtype, _, index = key.rpartition("-")
+    return (_ORDER.index(rtype) if rtype in _ORDER else 99, int(index) if index.isdigit() else 0)
 
 
 def describe_job(c: Any, obj: Obj) -> None:
@@ -92,6 +125,15 @@ def describe_job(c: Any, obj: Obj) -> None:
         output.out.print(f"[bold]{'Metrics:':<16}[/bold]{shown}", markup=True)
 
 
+def _log_sources_for(kind: str) -> Any:
+    def sources(
+        c: Any, name: str, namespace: str | None, replica: str | None
+    ) -> list[tuple[str, str, str | None]]:
+        return log_sources(c, name, namespace, replica, kind)
+
+    return sources
+
+
 for _kind in KINDS:
-    LOG_SOURCES[_kind] = log_sources
+    LOG_SOURCES[_kind] = _log_sources_for(_kind)
     DESCRIBERS[_kind] = describe_job
