@@ -293,3 +293,21 @@ def test_logs_survive_clean_pod_policy_all(client: Any, cli_env: dict[str, str])
     assert proc.returncode == 0, proc.stderr
     assert "[master-0] rendezvous complete" in proc.stdout
     assert "[worker-0] rank 1 joined" in proc.stdout
+
+
+def test_fields_not_acted_on_are_reported_in_status(client: Any) -> None:
+    client.apply(
+        pytorchjob(
+            "sched",
+            ["rendezvous"],
+            ["rendezvous"],
+            run_policy={"schedulingPolicy": {"minAvailable": 2, "queue": "research"}},
+        )
+    )
+    job = client.wait("pytorchjob", "sched", condition="FieldsNotHonoured", timeout=60)
+    assert job is not None
+    cond = condition(job, "FieldsNotHonoured")
+    assert cond is not None
+    assert "spec.runPolicy.schedulingPolicy.queue" in cond["message"]
+    assert "minAvailable" not in cond["message"]
+    client.wait("pytorchjob", "sched", condition="Succeeded", timeout=60)

@@ -106,6 +106,15 @@ class JobController(Controller):
         status = copy.deepcopy(old)
         pods = self.store.list(POD.key, namespace, owner_uid=job["metadata"]["uid"]).items
         after = self._step(job, plan, status, pods)
+        ignored = not_honoured(job)
+        if ignored:
+            self._cond(
+                status,
+                "FieldsNotHonoured",
+                True,
+                "LocalRuntime",
+                "accepted but not acted on here: " + ", ".join(ignored),
+            )
         if status != old:
             with contextlib.suppress(NotFound):
                 self.store.update_status(self.kind, namespace, name, status)
@@ -353,3 +362,19 @@ class JobController(Controller):
         if deadline and status.get("startTime"):
             times.append(max(0.0, float(deadline) - _elapsed(status["startTime"])))
         return min(times) if times else None
+
+
+# Fields of Kubeflow's job specs that Shipyard accepts but does not act on; reported in the
+# job's FieldsNotHonoured condition, never dropped silently.
+_SCHEDULING_IGNORED = ("queue", "priorityClass", "minResources", "scheduleTimeoutSeconds")
+_V2_IGNORED = ("initializer", "podSpecOverrides", "podTemplateOverrides", "managedBy")
+
+
+def not_honoured(job: Obj) -> list[str]:
+    spec = job.get("spec") or {}
+    out: list[str] = []
+    policy = (spec.get("runPolicy") or {}).get("schedulingPolicy") or {}
+    out += [f"spec.runPolicy.schedulingPolicy.{f}" for f in _SCHEDULING_IGNORED if policy.get(f)]
+    if str(job.get("apiVersion", "")).startswith("trainer.kubeflow.org/"):
+        out += [f"spec.{f}" for f in _V2_IGNORED if spec.get(f)]
+    return out
