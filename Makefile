@@ -23,6 +23,7 @@ up: install
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,torch]'
 	bash scripts/test-services.sh
+	bash scripts/k8s-tools.sh
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
@@ -35,3 +36,9 @@ test: install-test lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Tier 2 of the Kubernetes runtime: a real kube-apiserver/controller-manager/scheduler (built
+# once from Debian's source, cached under /var/cache/shipyard-k8s) and etcd on 127.0.0.1.
+test-k8s: install-test
+	nice -n 19 bash scripts/k8s-build.sh
+	SHIPYARD_K8S=1 bash scripts/run-pytest.sh tests/k8s tests/runtime/test_runtime_contract.py

@@ -118,7 +118,7 @@ def owner_reference(obj: Obj, *, controller: bool = True) -> Obj:
         "name": obj["metadata"]["name"],
         "uid": obj["metadata"]["uid"],
         "controller": controller,
-        "blockOwnerDeletion": True,
+        "blockOwnerDeletion": False,  # no finalizers permission needed; GC still runs
     }
 
 

@@ -564,17 +564,19 @@ class KubernetesRuntime:
             time.sleep(0.1)
         with self._lock:
             current = self._current(uid)
-        if current is None:
-            return
+        if current is not None:
+            target = str(current["metadata"]["name"])
+        elif ko.is_serving(pod):
+            return  # no replica yet, or none left
+        else:
+            target = ko.object_name(pod)
         opts: dict[str, Any] = {"container": container, "_preload_content": False}
         if follow:
             opts["follow"] = True
         if tail is not None:
             opts["tail_lines"] = tail
         try:
-            resp = self.core.read_namespaced_pod_log(
-                current["metadata"]["name"], self.namespace, **opts
-            )
+            resp = self.core.read_namespaced_pod_log(target, self.namespace, **opts)
         except ApiException as exc:
             if exc.status in (400, 404):
                 return  # not started, or gone
