@@ -76,7 +76,7 @@ def model_lineage(platform: Any, namespace: str, model: str, version: str) -> Ob
     )
     seen: set[str] = set()
     for run in producers:
-        rid = _run_upstream(g, namespace, run, produced, seen, 0)
+        rid = _run_upstream(g, platform, namespace, run, produced, seen, 0)
         g.edge(rid, art, "produced")
     upstream = set(g.nodes) - {root}
     for isvc in serving_services(platform, mv):
@@ -133,6 +133,7 @@ def _run_node(g: _Graph, namespace: str, run: Obj) -> str:
 
 def _run_upstream(
     g: _Graph,
+    platform: Any,
     namespace: str,
     run: Obj,
     produced: dict[str, list[Obj]],
@@ -143,6 +144,9 @@ def _run_upstream(
     if rid in seen or depth >= MAX_DEPTH:
         return rid
     seen.add(rid)
+    parent = run["spec"].get("parent") or {}
+    if parent.get("kind") == "PipelineRun" and run["spec"].get("task"):
+        _pipeline_inputs(g, platform, namespace, parent["name"], run["spec"]["task"], rid, 0)
     for a in (run.get("status") or {}).get("artifacts") or []:
         if a["direction"] != "input":
             continue
@@ -151,6 +155,46 @@ def _run_upstream(
         for producer in produced.get(a["uri"], []):
             if producer["metadata"]["name"] == run["metadata"]["name"]:
                 continue
-            pid = _run_upstream(g, namespace, producer, produced, seen, depth + 1)
+            pid = _run_upstream(g, platform, namespace, producer, produced, seen, depth + 1)
             g.edge(pid, aid, "produced")
     return rid
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+
+
+def _pipeline_inputs(
+    g: _Graph, platform: Any, namespace: str, run_name: str, task: str, into: str, depth: int
+) -> None:
+    """A pipeline task's input artifacts (from its PipelineRun's status) and, upstream, the
+    tasks that produced them, with their own inputs."""
+    infos = [i for i in platform.registry if i.kind == "PipelineRun"]
+    prun = platform.store.try_get(infos[0].key, namespace, run_name) if infos else None
+    tasks = ((prun or {}).get("status") or {}).get("tasks") or {}
+    tid = task if task in tasks else next((t for t in tasks if _slug(t) == task), None)
+    if tid is None or depth >= MAX_DEPTH:
+        return
+    inputs = (tasks[tid].get("inputs") or {}).get("artifacts") or {}
+    for name, art in sorted(inputs.items()):
+        if not isinstance(art, dict) or not art.get("uri"):
+            continue
+        aid = _artifact_node(g, art["uri"], name)
+        g.edge(aid, into, "consumed by")
+        producer = art.get("producer") or {}
+        if producer.get("task"):
+            ptask = producer["task"]
+            prun_name = producer.get("run") or run_name
+            pid = g.node(
+                f"pipelinetask:{namespace}/{prun_name}/{ptask}",
+                type="PipelineTask",
+                name=f"{prun_name}/{ptask}",
+                params=((tasks.get(ptask) or {}).get("inputs") or {}).get("parameters"),
+            )
+            g.edge(pid, aid, "produced")
+            g.edge(
+                g.node(f"pipelinerun:{namespace}/{prun_name}", type="PipelineRun", name=prun_name),
+                pid,
+                "ran",
+            )
+            _pipeline_inputs(g, platform, namespace, prun_name, ptask, pid, depth + 1)
