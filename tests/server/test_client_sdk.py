@@ -118,7 +118,7 @@ def test_watch_yields_events(c: Client) -> None:
         if ev["object"]["metadata"]["name"] == "w2":
             assert ev["type"] == "ADDED"
             break
-    events.close()
+    del events  # closes the stream
 
 
 def test_apply_multi_document_yaml_text(c: Client) -> None:

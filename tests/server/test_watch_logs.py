@@ -20,7 +20,7 @@ Event = dict[str, Any]
 
 def pod(
     name: str, code: str = "pass", labels: dict[str, str] | None = None, *, inert: bool = False
-):
+) -> dict[str, Any]:
     resources = {"requests": {"cpu": "10000"}} if inert else {}
     return {
         "apiVersion": "v1",
