@@ -261,7 +261,6 @@ def _sampler(spec: Obj, settings: dict[str, Any], offset: int) -> Any:
             kw["gamma"] = lambda n: min(math.ceil(frac * n), 25)
         if algo == "multivariate-tpe":
             kw.update(multivariate=True, group=settings.get("group", False))
-            kw["warn_independent_sampling"] = False
         return optuna.samplers.TPESampler(seed=seed, **kw)
     if algo == "cmaes":
         kw = {
@@ -336,7 +335,9 @@ class Suggester:
                 return cached
         spec = exp["spec"]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = _sampler(spec, settings_of(spec), len(trials))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sampler = _sampler(spec, settings_of(spec), len(trials))
         direction = "maximize" if spec["objective"]["type"] == "maximize" else "minimize"
         cached = _Cached(optuna.create_study(direction=direction, sampler=sampler))
         if spec["algorithm"]["algorithmName"] == "sobol" and trials:
@@ -429,7 +430,7 @@ class Suggester:
             if i == 0:
                 random_exp = {
                     **exp,
-                    "spec": {**spec, "algorithm": {**spec["algorithm"], "algorithmName": "random"}},
+                    "spec": {**spec, "algorithm": _random_algorithm(settings)},
                 }
                 chosen = self._ask(random_exp, trials, names[:want], space)
             else:
@@ -453,6 +454,12 @@ class Suggester:
             )
             return [{**c, res_name: resource, HYPERBAND_ANNOTATION: key} for c in chosen], False
         return [], True
+
+
+def _random_algorithm(settings: dict[str, Any]) -> Obj:
+    seed = settings.get("random_state")
+    given = [] if seed is None else [{"name": "random_state", "value": str(seed)}]
+    return {"algorithmName": "random", "algorithmSettings": given}
 
 
 def hyperband_rungs(r_l: int, eta: int) -> list[tuple[int, int, int, float]]:

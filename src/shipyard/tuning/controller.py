@@ -116,6 +116,8 @@ class ExperimentController(Controller):
             set_condition(status, "Running", False, reason, message)
             set_condition(status, kind, True, reason, message)
             status["completionTime"] = now_iso()
+            if get_condition(status, "Restarting"):
+                set_condition(status, "Restarting", False, reason, message)
             self._kill_active(namespace, trials)
         else:
             set_condition(status, "Running", True, "ExperimentRunning", "Experiment is running")
