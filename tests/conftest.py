@@ -50,4 +50,5 @@ def postgres_db_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.release_database(name)
 
 
+from k8s.kube_cluster import kube_cluster  # noqa: E402,F401  tier 2 cluster (make test-k8s)
 from platform_fixtures import cli_env, client, data_dir  # noqa: E402,F401  shared fixtures
