@@ -15,14 +15,17 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
-# Install, start the platform on the embedded default (SQLite + local processes under
-# ~/.shipyard) and apply everything in examples/. Ctrl-C stops it and its Pods.
+# Install, build the dashboard (scripts/ui-build.sh: npm ci + vite build), start the platform
+# on the embedded default (SQLite + local processes under ~/.shipyard) and apply everything
+# in examples/. Ctrl-C stops it and its Pods.
 up: install
+	bash scripts/ui-build.sh
 	$(BIN)/shipyard up --host $(HOST) --port $(PORT) --apply examples/
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,torch]'
 	bash scripts/test-services.sh
+	bash scripts/ui-test-deps.sh
 	bash scripts/k8s-tools.sh
 
 lint: install-test

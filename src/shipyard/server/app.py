@@ -449,11 +449,14 @@ def create_app(platform: Any) -> FastAPI:
         return _json(_discovery(platform))
 
     @app.get("/", include_in_schema=False)
-    async def root() -> Response:
+    async def root(request: Request) -> Response:
+        if ui.wants_html(request.headers.get("accept", "")):
+            return ui.index()  # the dashboard
         return _json({"name": "shipyard", "version": __version__, "apis": "/apis", "docs": "/docs"})
 
     _routes(app, api)
     for prefix, sub_app in getattr(platform, "mounts", []):
         app.mount(prefix, sub_app)
+    app.mount(ui.PREFIX, ui.assets_app())
     app.add_middleware(_Timing, metrics=platform.metrics)
     return app
