@@ -15,7 +15,7 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
-# Install, build the dashboard (scripts/ui-build.sh: npm ci + vite build), start the platform
+# Install, build the dashboard (scripts/ui-build.sh: npm install + vite build), start the platform
 # on the embedded default (SQLite + local processes under ~/.shipyard) and apply everything
 # in examples/. Ctrl-C stops it and its Pods.
 up: install

@@ -12,8 +12,10 @@ fi
 
 # Dependencies: reinstall when package-lock.json is newer than the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ui-build: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install --no-save` installs what package-lock.json pins without rewriting it; unlike
+  # `npm ci` it accepts a lock made where some platforms' optional packages were unavailable.
+  echo "ui-build: npm install (from package-lock.json)" >&2
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # Build when a source is newer than the last build (or there is none).

@@ -1,6 +1,6 @@
 """The dashboard's built assets, served by the platform's HTTP server.
 
-``dist/`` is made by ``scripts/ui-build.sh`` (``npm ci`` + ``vite build`` from this folder's
+``dist/`` is made by ``scripts/ui-build.sh`` (``npm install`` + ``vite build`` from this folder's
 ``package.json``); it is never committed. ``/`` serves ``index.html`` to browsers (the SPA
 routes with the URL's hash, so no other HTML path is needed) and ``/ui/assets/...`` the
 hashed bundles. Without a build, browsers get a page saying how to make one.
