@@ -173,7 +173,10 @@ class PodController(Controller):
         )
         set_condition(status, "ContainersReady", ready)
         set_condition(status, "Ready", ready)
-        ignored = not_honoured_locally(pod)
+        # Only the local runtime ignores fields; on Kubernetes the kubelet honours them.
+        ignored = (
+            not_honoured_locally(pod) if getattr(self.runtime, "name", "local") == "local" else []
+        )
         if ignored:
             set_condition(
                 status,
