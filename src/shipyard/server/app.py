@@ -24,6 +24,7 @@ from shipyard import __version__
 from shipyard.core.resource import KindInfo, Obj
 from shipyard.core.service import parse_documents
 from shipyard.errors import BadRequest, NotFound, ShipyardError
+from shipyard.server import ui
 from shipyard.server.tables import table
 from shipyard.server.watch import watch_response
 
