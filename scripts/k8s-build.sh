@@ -39,7 +39,7 @@ cached() {
 }
 
 need_debs=()
-for p in golang-1.19-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev; do
+for p in golang-1.19-go etcd-server golang-github-modern-go-reflect2-dev dpkg-dev rsync make; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_debs+=("$p")
 done
 if [ "${#need_debs[@]}" -gt 0 ]; then
@@ -141,6 +141,12 @@ export GOPROXY=off CGO_ENABLED=0
 mkdir -p "$GOPATH/src/k8s.io"
 ln -sfn "$TREE" "$GOPATH/src/k8s.io/kubernetes"
 go version >&2
+# The API server's OpenAPI definitions are generated at build time, not shipped in the
+# source: Kubernetes' own rule builds openapi-gen and writes pkg/generated/openapi.
+log "generating pkg/generated/openapi (make gen_openapi)"
+(cd "$TREE" && GOPATH= "${NICE[@]}" make gen_openapi >&2)
+[ -s "$TREE/pkg/generated/openapi/zz_generated.openapi.go" ] ||
+  { log "make gen_openapi wrote no pkg/generated/openapi/zz_generated.openapi.go"; exit 1; }
 V=k8s.io/kubernetes/vendor/k8s.io/component-base/version
 C=k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version
 LDFLAGS="-s -w"

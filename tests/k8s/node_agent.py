@@ -13,6 +13,11 @@ kubelet does. Env from Secrets and ConfigMaps is resolved from the API server.
 Everything else in tier 2 is real: etcd, kube-apiserver (token auth, RBAC),
 kube-controller-manager (garbage collector, Deployments, ReplicaSets, service accounts),
 kube-scheduler.
+
+There is no cluster DNS either: where a container's env names a Service
+(``NAME.NAMESPACE.svc``, such as a training job's ``MASTER_ADDR``), the agent puts
+``127.0.0.1`` instead, which is where every Pod of this stand-in runs — what cluster DNS
+would resolve it to here.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import base64
 import contextlib
 import http.server
 import logging
+import re
 import ssl
 import threading
 import time
@@ -37,6 +43,19 @@ from shipyard.runtime.local import LocalRuntime
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+_SVC_HOST = re.compile(r"\b[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9-]+\.svc(\.cluster\.local)?\b")
+
+
+def _without_cluster_dns(pod: Obj) -> Obj:
+    """The Pod with Service host names in env values replaced by 127.0.0.1."""
+    import copy
+
+    out = copy.deepcopy(pod)
+    for c in (out["spec"].get("initContainers") or []) + out["spec"]["containers"]:
+        for e in c.get("env") or []:
+            if isinstance(e.get("value"), str):
+                e["value"] = _SVC_HOST.sub("127.0.0.1", e["value"])
+    return out
 
 
 class NodeAgent:
@@ -177,7 +196,8 @@ class NodeAgent:
                     },
                 )
                 return
-            self.runtime.start(pod, Assignment(node=self.name, extra_env=extra))
+            run = _without_cluster_dns(pod)
+            self.runtime.start(run, Assignment(node=self.name, extra_env=extra))
 
     def _delete(self, pod: Obj) -> None:
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
