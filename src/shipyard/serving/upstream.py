@@ -15,12 +15,18 @@ import httptools
 
 
 class _Response:
-    __slots__ = ("body", "done", "headers")
+    __slots__ = ("body", "done", "headers", "keep_alive", "parser")
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.done = False
+        self.keep_alive = False
+        self.parser: Any = None
+
+    def on_headers_complete(self) -> None:
+        # Asked here: once the message is complete, httptools always answers False.
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
@@ -84,12 +90,13 @@ class UpstreamPool:
         writer.write(b"".join(head) + body)
         resp = _Response()
         parser: Any = httptools.HttpResponseParser(resp)
+        resp.parser = parser
         while not resp.done:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionError("the replica closed the connection")
             parser.feed_data(data)
-        if parser.should_keep_alive():
+        if resp.keep_alive:
             self._idle.append(conn)
         else:
             writer.close()
