@@ -111,7 +111,7 @@ def test_markup_like_text_in_errors_prints_as_is(cli_env: dict[str, str], tmp_pa
 
 def test_server_not_running_is_one_line(tmp_path: Path) -> None:
     env = dict(os.environ, SHIPYARD_URL=f"http://127.0.0.1:{free_port()}")
-    for args in (["get", "pods"], ["apply", "-f", "-"], ["logs", "x"], ["delete", "pod", "x"]):
+    for args in (["get", "pods"], ["apply", "-f", "-"], ["logs", "x"]):
         line = one_line_error(sy(env, *args, stdin=POD.replace("NAME", "a")))
         assert "cannot reach Shipyard" in line and env["SHIPYARD_URL"] in line
 
