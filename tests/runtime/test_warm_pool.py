@@ -218,3 +218,31 @@ def test_a_preloaded_module_runs_as_main_without_warnings(rt: LocalRuntime) -> N
     assert finished(rt, pod)["phase"] == "Succeeded"
     text = log_of(rt, pod)
     assert "usage" in text and "RuntimeWarning" not in text
+
+
+def test_a_preloaded_module_runs_as_main_as_in_a_fresh_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zygote runs a preloaded ``-m`` module from code it compiled once: the child must
+    see what ``python -m`` gives (``__name__``, ``__file__``, argv, ``__main__``, spec)."""
+    (tmp_path / "mainprobe.py").write_text(
+        "import sys\n"
+        "print('probe', __name__, sys.argv[1:], sys.argv[0] == __file__,\n"
+        "      sys.modules['__main__'].__dict__ is globals(), __spec__.name, __package__ == '')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    r = LocalRuntime(tmp_path / "data")
+    try:
+        cmd = {"name": "main", "command": ["python", "-m", "mainprobe"], "args": ["x", "y"]}
+        warm = warm_pod(dict(cmd), warm="mainprobe")
+        cold = warm_pod(dict(cmd), **{"shipyard.dev/isolation": "process"})
+        for p in (warm, cold):
+            r.start(p, Assignment())
+        assert finished(r, warm)["phase"] == "Succeeded"
+        assert finished(r, cold)["phase"] == "Succeeded"
+        expected = "probe __main__ ['x', 'y'] True True mainprobe True"
+        assert log_of(r, cold).strip() == expected
+        assert log_of(r, warm).strip() == expected
+        assert r.warm.zygote_pids()
+    finally:
+        r.shutdown(grace=2)

@@ -47,6 +47,7 @@ WARM_ANNOTATION = "shipyard.dev/warm"
 ISOLATION_ANNOTATION = "shipyard.dev/isolation"
 
 Obj = dict[str, Any]
+_Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run it as __main__
 
 
 def python_invocation(argv: list[str], path_env: str | None) -> bool:
@@ -252,7 +253,7 @@ def _write_exit(path: str, code: int) -> None:
         os.replace(tmp, path)
 
 
-def _child(conn: socket.socket, req: Obj) -> None:
+def _child(conn: socket.socket, req: Obj, mains: _Mains) -> None:
     """In the forked child: wait for "go", become the container, never return."""
     code = 1
     try:
@@ -264,7 +265,7 @@ def _child(conn: socket.socket, req: Obj) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.closerange(3, 65536)
-        code = _run(req)
+        code = _run(req, mains)
     except BaseException:
         with contextlib.suppress(BaseException):
             import traceback
@@ -274,7 +275,7 @@ def _child(conn: socket.socket, req: Obj) -> None:
     os._exit(code)
 
 
-def _run(req: Obj) -> int:
+def _run(req: Obj, mains: _Mains) -> int:
     import atexit
     import runpy
     import signal
@@ -311,7 +312,10 @@ def _run(req: Obj) -> int:
             )
             sys.argv = [argv[1], *argv[2:]]
             sys.path[:0] = [os.getcwd(), *extra]
-            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+            if argv[1] in mains:
+                _run_main(*mains[argv[1]])
+            else:
+                runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         elif argv[0] == "-c":
             sys.argv = ["-c", *argv[2:]]
             sys.path[:0] = ["", *extra]
@@ -337,6 +341,42 @@ def _run(req: Obj) -> int:
     return code
 
 
+def _run_main(spec: Any, code: Any) -> None:
+    """What ``runpy.run_module(name, run_name="__main__", alter_sys=True)`` does, with the code
+    compiled once in the zygote (so a child does not read and compile the module again: with
+    no bytecode cache that is milliseconds per container). The child exits after it, so the
+    temporary ``__main__`` and ``argv[0]`` need no restoring."""
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __name__="__main__",
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __doc__=None,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+    )
+    sys.argv[0] = spec.origin
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
+
+
+def _main_code(modules: list[str]) -> _Mains:
+    """(spec, code) of each preloaded plain module (not package), to run it as ``-m``."""
+    mains: _Mains = {}
+    for name in modules:
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if spec is None or spec.submodule_search_locations is not None or not spec.origin:
+            continue
+        with contextlib.suppress(Exception):
+            code = spec.loader.get_code(name)
+            if code is not None:
+                mains[name] = (spec, code)
+    return mains
+
+
 def _exit_code(value: object) -> int:
     if value is None:
         return 0
@@ -347,6 +387,7 @@ def _exit_code(value: object) -> int:
 
 
 def zygote_main(listen_fd: int, modules: list[str]) -> None:
+    import gc
     import importlib
     import selectors
     import signal
@@ -354,6 +395,10 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for mod in modules:
         importlib.import_module(mod)
+    mains = _main_code(modules)
+    # Everything imported so far lives as long as the zygote: keep it out of the children's
+    # garbage collections (a collection touching it would copy its pages into the child).
+    gc.freeze()
     listener = socket.socket(fileno=listen_fd)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
@@ -364,7 +409,7 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
         for key, _ in sel.select():
             if key.data == "accept":
                 conn, _ = listener.accept()
-                _serve(conn, sel, children)
+                _serve(conn, sel, children, mains)
             elif key.data == "parent":
                 if not os.read(sys.stdin.fileno(), 4096):
                     sel.unregister(key.fd)
@@ -388,7 +433,7 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
 _Children = dict[int, tuple[int, socket.socket, str]]  # pidfd -> (pid, conn, exit path)
 
 
-def _serve(conn: socket.socket, sel: Any, children: _Children) -> None:
+def _serve(conn: socket.socket, sel: Any, children: _Children, mains: _Mains) -> None:
     try:
         head = _recv_exact(conn, 4)
         body = _recv_exact(conn, struct.unpack(">I", head)[0]) if head else None
@@ -404,7 +449,7 @@ def _serve(conn: socket.socket, sel: Any, children: _Children) -> None:
         conn.close()
         return
     if pid == 0:
-        _child(conn, req)
+        _child(conn, req, mains)
     pidfd = os.pidfd_open(pid)
     children[pidfd] = (pid, conn, req["exit"])
     sel.register(pidfd, 1, "child")
