@@ -13,6 +13,19 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** el.replaceChildren, skipping null/false and flattening arrays. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+/** el.append, skipping null/false and flattening arrays. */
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const c of children) {
     if (c === undefined || c === null || c === false) continue;

@@ -3,7 +3,7 @@
 
 import { get, kindFor, list, remove, watch } from "./api.js";
 import { disposeAll, objectiveChart, parallelChart } from "./charts.js";
-import { errorBox, fmtNum, h, kv, pill, table, throttle } from "./dom.js";
+import { add, errorBox, fill, fmtNum, h, kv, pill, table, throttle } from "./dom.js";
 import { renderList } from "./list.js";
 
 const TRIAL_STATES = ["Succeeded", "Failed", "Killed", "MetricsUnavailable", "EarlyStopped", "Running"];
@@ -37,7 +37,7 @@ export async function experimentPage(root, { ns, name }) {
   const body = h("div");
   const objEl = h("div", { class: "chart", id: "objective-chart" });
   const parEl = h("div", { class: "chart", id: "parallel-chart" });
-  root.append(
+  add(root,
     h("h1", {}, h("a", { href: `#/${ns}/experiments` }, "Experiments"), " / ", name, " ", head),
     h(
       "div",
@@ -73,7 +73,7 @@ export async function experimentPage(root, { ns, name }) {
     const bestName = best.bestTrialName;
     const bestValue = ((best.observation || {}).metrics || []).find((m) => m.name === metric);
     const reason = ((st.conditions || []).slice(-1)[0] || {}).message;
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "row" },
         h("div", { class: "card" }, kv([
           ["objective", `${goal} ${metric}`],

@@ -1,7 +1,7 @@
 // Models: registered models, their versions and aliases, and a version's lineage graph.
 
 import { api, get, list, patch } from "./api.js";
-import { errorBox, h, kv, table } from "./dom.js";
+import { add, errorBox, fill, h, kv, table } from "./dom.js";
 import { drawGraph } from "./graph.js";
 import { renderList } from "./list.js";
 
@@ -36,7 +36,7 @@ export async function modelPage(root, { ns, name, query }) {
     const aliasesOf = (v) => Object.entries(aliases).filter(([, n]) => n === v).map(([a]) => a);
     const chosen = Number(query.get("version")) || (versions[0] && versions[0].spec.version);
     const aliasInput = h("input", { placeholder: "alias (e.g. production)", "aria-label": "alias" });
-    body.append(
+    add(body,
       h("div", { class: "card" }, kv([
         ["description", rm.spec.description || ""],
         ["latest version", String((rm.status || {}).latestVersion ?? "")],
@@ -72,7 +72,7 @@ export async function modelPage(root, { ns, name, query }) {
           lineageInfo.replaceChildren(h("div", { class: "card" }, kv(Object.entries(n).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]))));
         },
       });
-      lineageInfo.replaceChildren(
+      fill(lineageInfo,
         table(["type", "name"], g.nodes.map((n) => h("tr", { "data-node": n.id }, h("td", {}, n.type), h("td", {}, n.name || n.id))), { class: "lineage-nodes" }),
       );
     }

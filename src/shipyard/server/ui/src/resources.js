@@ -3,7 +3,7 @@
 
 import YAML from "yaml";
 import { api, applyObject, kinds, objectPath } from "./api.js";
-import { errorBox, h, pill, table } from "./dom.js";
+import { add, errorBox, h, pill, table } from "./dom.js";
 import { renderList } from "./list.js";
 
 const gpath = (g) => g || "core";
@@ -12,7 +12,7 @@ let draft = null; // YAML handed from an object page to the editor
 
 export async function kindsPage(root, { ns }) {
   const all = await kinds();
-  root.append(
+  add(root,
     h("h1", {}, "All resources"),
     table(["kind", "group/version", "plural", "scope"], all.map((k) =>
       h("tr", {},
@@ -44,7 +44,7 @@ export async function objectPage(root, { ns, group, version, plural, name }) {
   const obj = await api(path);
   const text = YAML.stringify(obj);
   const msg = h("div");
-  root.append(
+  add(root,
     h("h1", {}, h("a", { href: `#/${ns}/r/${group}/${version}/${plural}` }, k.kind), " / ", name, " ", pill((obj.status || {}).phase || "")),
     h("div", { class: "toolbar" },
       h("button", { onclick: () => { draft = text; location.hash = `#/${ns}/apply`; } }, "Edit"),

@@ -2,14 +2,14 @@
 
 import { get, kindFor, patch, remove, streamLogs, watch } from "./api.js";
 import { artifactCard } from "./artifacts.js";
-import { errorBox, h, kv, pill, table } from "./dom.js";
+import { add, errorBox, fill, h, kv, pill, table } from "./dom.js";
 import { drawGraph, setNodeState } from "./graph.js";
 import { renderList } from "./list.js";
 
 const TERMINAL = ["Succeeded", "Failed", "Cancelled"];
 
 export function runsList(root, { ns }) {
-  root.append(
+  add(root,
     h("h1", {}, "Pipeline runs"),
     h("p", { class: "muted" }, "Start one with ", h("code", {}, "shipyard run PIPELINE.py"), " or apply a PipelineRun from the ", h("a", { href: `#/${ns}/apply` }, "YAML editor"), "."),
   );
@@ -62,7 +62,7 @@ export async function runPage(root, { ns, name }) {
   const tasksBox = h("div", { id: "tasks" });
   const panel = h("div", { class: "card", id: "task-panel" }, h("p", { class: "muted" }, "Click a task in the graph or the table to see its inputs, outputs, artifacts and logs."));
   const dag = h("div", { id: "dag", role: "img", "aria-label": "pipeline graph" });
-  root.append(
+  add(root,
     h("h1", {}, h("a", { href: `#/${ns}/runs` }, "Pipeline runs"), " / ", name, " ", phaseEl),
     actions,
     summary,
@@ -76,7 +76,7 @@ export async function runPage(root, { ns, name }) {
 
   function drawActions() {
     const phase = (run.status || {}).phase || "Pending";
-    actions.replaceChildren(
+    fill(actions,
       h("button", { class: "danger", disabled: TERMINAL.includes(phase) || run.spec.cancelled, onclick: cancel }, "Cancel"),
       h("button", { disabled: !["Failed", "Cancelled"].includes(phase), onclick: retry }, "Retry"),
       h("button", { class: "danger", onclick: del }, "Delete"),
@@ -104,7 +104,7 @@ export async function runPage(root, { ns, name }) {
   function update() {
     const st = run.status || {};
     phaseEl.replaceChildren(pill(st.phase || "Pending"));
-    summary.replaceChildren(
+    fill(summary,
       h(
         "div",
         { class: "card" },
@@ -151,7 +151,7 @@ export async function runPage(root, { ns, name }) {
     const first = entries.find((e) => e.pod) || entries[0] || {};
     const logs = h("pre", { class: "logs", id: "task-logs" });
     const arts = Object.entries(first.artifacts || {}).map(([n, a]) => artifactCard(n, a));
-    panel.replaceChildren(
+    fill(panel,
       h("h2", {}, `Task ${selected} `, pill(state)),
       kv([
         first.pod && ["pod", first.pod],
@@ -162,7 +162,7 @@ export async function runPage(root, { ns, name }) {
         first.error && ["error", String(first.error)],
       ]),
       arts.length ? h("h2", {}, "Artifacts") : null,
-      arts,
+      ...arts,
       h("h2", {}, "Logs"),
       logs,
     );

@@ -2,7 +2,7 @@
 // revision, replicas, and a "try it" form that sends a V2 (Open Inference Protocol) request.
 
 import { get, kindFor, list, remove, watch } from "./api.js";
-import { errorBox, h, kv, pill, table, throttle } from "./dom.js";
+import { add, errorBox, fill, h, kv, pill, table, throttle } from "./dom.js";
 import { renderList } from "./list.js";
 
 const COLORS = ["#2458d6", "#1f9d55", "#c9822b", "#7a5cc9", "#d63c3c"];
@@ -48,7 +48,7 @@ export async function servicePage(root, { ns, name }) {
   const input = h("textarea", { rows: "8", id: "infer-input", "aria-label": "V2 request body", spellcheck: "false" });
   const output = h("div", { id: "infer-output" });
   const send = h("button", { class: "primary", id: "infer-send", onclick: infer }, "Send request");
-  root.append(
+  add(root,
     h("h1", {}, h("a", { href: `#/${ns}/services` }, "Inference services"), " / ", name, " ", head),
     h("div", { class: "toolbar" },
       h("button", { class: "danger", onclick: async () => {
@@ -85,7 +85,7 @@ export async function servicePage(root, { ns, name }) {
       let data = null;
       try { data = JSON.parse(text); } catch { /* not JSON */ }
       const outs = (data && data.outputs) || [];
-      output.replaceChildren(
+      fill(output,
         h("p", {}, pill(resp.ok ? "Succeeded" : "Failed"), ` HTTP ${resp.status} in ${ms.toFixed(0)} ms`),
         outs.length
           ? table(["output", "datatype", "shape", "data"], outs.map((o) => h("tr", {}, h("td", {}, o.name), h("td", {}, o.datatype), h("td", {}, JSON.stringify(o.shape)), h("td", { class: "prediction" }, JSON.stringify(o.data)))), { class: "outputs" })
@@ -120,7 +120,7 @@ export async function servicePage(root, { ns, name }) {
     const split = h("div", { class: "bar", id: "traffic-bar" },
       traffic.filter((t) => t.percent > 0).map((t, i) => h("span", { style: `width:${t.percent}%;background:${COLORS[i % COLORS.length]}`, title: `${t.revisionName}: ${t.percent}%` }, `${t.revisionName} ${t.percent}%`)));
     const revNames = [...new Set([...traffic.map((t) => t.revisionName), ...Object.keys(revs)])];
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "card" }, kv([
         ["URL", st.url || ""],
         ["model", (((svc.spec.predictor || {}).model || {}).modelFormat || {}).name || ""],

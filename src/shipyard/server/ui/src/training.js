@@ -1,7 +1,7 @@
 // Training jobs (TrainJob, PyTorchJob, TFJob, XGBoostJob): lists, replica states and logs.
 
 import { get, kindFor, kinds, list, remove, streamLogs, watch } from "./api.js";
-import { errorBox, h, kv, pill, table, throttle } from "./dom.js";
+import { add, errorBox, fill, h, kv, pill, table, throttle } from "./dom.js";
 import { renderList } from "./list.js";
 import { conditionState } from "./experiments.js";
 
@@ -17,7 +17,7 @@ export async function trainingList(root, { ns, query }) {
   const all = await kinds();
   const served = JOB_KINDS.filter(([g, p]) => all.some((k) => k.group === g && k.name === p));
   const [group, plural] = served.find(([g, p]) => `${g}/${p}` === query.get("kind")) || served[0];
-  root.append(
+  add(root,
     h("h1", {}, "Training jobs"),
     h("div", { class: "toolbar" }, served.map(([g, p]) => {
       const k = all.find((x) => x.group === g && x.name === p);
@@ -36,7 +36,7 @@ export async function trainingPage(root, { ns, group, plural, name }) {
   const head = h("span");
   const body = h("div");
   const logs = h("pre", { class: "logs", id: "replica-logs" }, "Click a replica to see its log.");
-  root.append(
+  add(root,
     h("h1", {}, h("a", { href: `#/${ns}/training?kind=${group}/${plural}` }, "Training jobs"), " / ", name, " ", head),
     h("div", { class: "toolbar" },
       h("button", { class: "danger", onclick: async () => {
@@ -59,7 +59,7 @@ export async function trainingPage(root, { ns, group, plural, name }) {
     const st = job.status || {};
     head.replaceChildren(pill(conditionState(job)));
     const reps = st.replicaStatuses || {};
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "card" }, kv([
         ["state", conditionState(job)],
         st.startTime && ["started", st.startTime],
