@@ -7,6 +7,7 @@ are server-sent events; errors are ``{"error": {"code", "message", "field"}}``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +30,7 @@ from shipyard.server.tables import table
 from shipyard.server.watch import watch_response
 
 JSON = "application/json"
+log = logging.getLogger(__name__)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -352,15 +354,37 @@ class _Timing:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = {"code": 500}
+        status = {"code": 500, "started": 0}
 
         async def send_wrapper(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = 1
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Answer an unexpected error here, as JSON, and keep the connection: Starlette's
+            # own handler would re-raise it, and uvicorn would then drop the connection.
+            if status["started"]:
+                raise
+            log.exception("unhandled error in %s %s", scope["method"], scope.get("path"))
+            body = orjson.dumps(
+                {"error": {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+                           "field": None}}
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
