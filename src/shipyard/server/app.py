@@ -371,8 +371,13 @@ class _Timing:
                 raise
             log.exception("unhandled error in %s %s", scope["method"], scope.get("path"))
             body = orjson.dumps(
-                {"error": {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}",
-                           "field": None}}
+                {
+                    "error": {
+                        "code": "InternalError",
+                        "message": f"{type(exc).__name__}: {exc}",
+                        "field": None,
+                    }
+                }
             )
             await send(
                 {
