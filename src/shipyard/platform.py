@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from shipyard.core.artifacts import ArtifactStore, default_root
 from shipyard.core.config import Settings, load
 from shipyard.core.controller import Manager
 from shipyard.core.metrics import Metrics
@@ -25,11 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def _components() -> list[Callable[[Platform], None]]:
-    from shipyard import pods, tenancy
-    from shipyard import serving, training
-    from shipyard import tuning
-    from shipyard import pipelines
-    from shipyard import registry, tracking
+    from shipyard import pipelines, pods, registry, serving, tenancy, tracking, training, tuning
 
     return [
         tenancy.register,
@@ -73,6 +70,9 @@ class Platform:
                 node_has_gpus=bool(capacity.gpus),
             )
         self.runtime = runtime
+        # Content-addressed artifacts: $SHIPYARD_ARTIFACTS (s3://... via fsspec) or
+        # <data_dir>/artifacts; every component uses this one.
+        self.artifacts = ArtifactStore(default_root(s.data_dir))
         self.url: str | None = None
         # (path prefix, ASGI app) pairs a component serves on the platform's port (the
         # serving gateway, metric push endpoints, the UI); the server mounts them.
