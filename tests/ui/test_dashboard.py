@@ -18,12 +18,20 @@ from shipyard.client import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+ARTIFACTS = ROOT / "test-artifacts" / "ui"  # git-ignored
 DONE = re.compile(r"^(Succeeded|Failed|Cancelled)$")
 
 
 def open_page(page: Page, c: Client, route: str) -> None:
     page.goto(f"{c.url}/#/{route}")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot of what the page shows now, kept as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_root_serves_the_dashboard_to_browsers_and_json_to_clients(platform_client: Client) -> None:
@@ -60,6 +68,7 @@ def test_pipeline_run_dag_live_states_logs_and_artifacts(
     expect(panel.locator('[data-artifact="metrics"] table.metrics')).to_contain_text("accuracy")
     expect(panel.locator('[data-artifact="metrics"]')).to_contain_text(str(accuracy))
     expect(page.locator("#task-logs")).to_contain_text(f"accuracy={accuracy}")
+    shot(page, "pipeline-run-page")
     # Back on the list the run shows its final state.
     page.get_by_role("link", name="Pipeline runs").first.click()
     expect(page.locator(f'tr[data-name="{run.name}"]')).to_contain_text("Succeeded")
@@ -123,6 +132,7 @@ def test_model_alias_lineage_and_served_prediction(platform_client: Client, page
     expect(nodes).to_contain_text("PipelineRun")
     expect(nodes).to_contain_text(run.name)
     expect(page.locator("#lineage canvas").first).to_be_visible()
+    shot(page, "model-page")
 
     # Serve it: paste the example manifest into the YAML editor and apply.
     open_page(page, c, "default/apply")
@@ -149,6 +159,7 @@ def test_model_alias_lineage_and_served_prediction(platform_client: Client, page
     expect(page.locator("#infer-output")).to_contain_text("HTTP 200")
     shown = page.locator("#infer-output td.prediction").first.inner_text()
     assert json.loads(shown) == direct["outputs"][0]["data"]
+    shot(page, "inference-service-page")
 
 
 def test_yaml_view_delete_and_namespace_switcher(platform_client: Client, page: Page) -> None:

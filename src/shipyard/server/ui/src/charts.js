@@ -30,7 +30,7 @@ export function objectiveChart(el, metric, goal, points) {
   return chart(el, {
     animation: false,
     tooltip: { trigger: "item" },
-    legend: { data: [metric, "best so far"] },
+    legend: { data: [metric, "best so far"], top: 0, right: 10 },
     grid: { left: 60, right: 20, top: 40, bottom: 40 },
     xAxis: { type: "value", name: "trial", minInterval: 1 },
     yAxis: { type: "value", name: metric, scale: true },
