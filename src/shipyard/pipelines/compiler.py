@@ -17,9 +17,8 @@ from shipyard.pipelines.dsl import CompileError, Pipeline, TaskOutput, _Builder
 Obj = dict[str, Any]
 API_VERSION = "shipyard.dev/v1"
 KFP_UNSUPPORTED = (
-    "KFP v2 IR YAML (written by the kfp compiler) cannot be run yet; run the pipeline's "
-    "Python file with `shipyard run` after changing `from kfp import dsl` to "
-    "`from shipyard import dsl`"
+    "not KFP v2 IR YAML as the kfp compiler writes it (top-level pipelineInfo, "
+    "deploymentSpec and root); compile the pipeline with kfp 2.x"
 )
 
 
@@ -150,12 +149,18 @@ def load(path: str | Path, pipeline: str | None = None) -> Obj:
     if p.suffix in (".yaml", ".yml", ".json"):
         if not p.is_file():
             raise BadRequest(f"{p}: no such file")
-        doc = yaml.safe_load(p.read_text())
+        text = p.read_text()
+        from shipyard.pipelines.kfp import translate_if_kfp
+
+        kfp_pipeline = translate_if_kfp(text, str(p))
+        if kfp_pipeline is not None:
+            return kfp_pipeline
+        doc = yaml.safe_load(text)
         if not isinstance(doc, dict):
             raise BadRequest(f"{p}: not a pipeline (expected a mapping)")
         if doc.get("kind") == "Pipeline":
             return doc
-        if "pipelineInfo" in doc and "deploymentSpec" in doc:
+        if "pipelineInfo" in doc:
             raise BadRequest(f"{p}: {KFP_UNSUPPORTED}")
         raise BadRequest(f"{p}: neither a Shipyard Pipeline nor KFP v2 pipeline YAML")
     found = pipelines_in(p)

@@ -81,6 +81,10 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
 
     if isinstance(source, Pipeline):
         return compile_pipeline(source)
+    from shipyard.pipelines.kfp import translate_if_kfp
+
+    if isinstance(source, dict | str) and (kfp := translate_if_kfp(source)) is not None:
+        return kfp
     if isinstance(source, dict):
         return source
     if isinstance(source, str | Path) and Path(source).exists():

@@ -1,0 +1,184 @@
+"""KFP v2 pipelines (``from kfp import dsl``) compiled by the real kfp compiler into the
+YAML fixtures beside this file: ``python scripts/gen-kfp-fixtures.py``.
+
+Not imported by the tests (the kfp SDK conflicts with the project's kubernetes pin); the
+tests run the compiled YAML. Keep each pipeline small: the e2e tests run them all.
+"""
+
+from typing import NamedTuple, Optional
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Output, PipelineTaskFinalStatus
+
+# -- lightweight Python components ---------------------------------------------------------
+
+
+@dsl.component(base_image="python:3.11")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@dsl.component
+def describe_type(x: int, f: float) -> str:
+    return f"{type(x).__name__}:{x} {type(f).__name__}:{f}"
+
+
+@dsl.component
+def say(msg: str) -> str:
+    print(msg)
+    return msg
+
+
+@dsl.component
+def make_dataset(n: int, rows: Output[Dataset]) -> None:
+    with open(rows.path, "w") as f:
+        f.write("\n".join(str(i) for i in range(n)))
+    rows.metadata["rows"] = n
+
+
+@dsl.component
+def count_rows(rows: Input[Dataset], metrics: Output[Metrics]) -> int:
+    with open(rows.path) as f:
+        n = len(f.read().splitlines())
+    metrics.log_metric("rows", n)
+    return n
+
+
+@dsl.component
+def numbers(n: int) -> list:
+    return list(range(1, n + 1))
+
+
+@dsl.component
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.component
+def total(values: list) -> int:
+    return sum(values)
+
+
+@dsl.component
+def stats(values: list) -> NamedTuple("Stats", [("biggest", int), ("count", int)]):
+    from collections import namedtuple
+
+    out = namedtuple("Stats", ["biggest", "count"])
+    return out(max(values), len(values))
+
+
+@dsl.component
+def report(status: PipelineTaskFinalStatus) -> str:
+    print("exit handler:", status.state, status.error_message)
+    return status.state
+
+
+@dsl.pipeline(name="kfp-features", description="Every KFP feature Shipyard runs, in one DAG.")
+def features(a: int = 2, b: int = 3, factor: float = 1.5, threshold: int = 4) -> None:
+    final = report()
+    with dsl.ExitHandler(final):
+        s = add(a=a, b=b)
+        describe_type(x=s.output, f=factor)
+        with dsl.If(s.output > threshold):
+            say(msg="big")
+        with dsl.Elif(s.output == threshold):
+            say(msg="equal")
+        with dsl.Else():
+            say(msg="small")
+        ds = make_dataset(n=s.output)
+        rows = count_rows(rows=ds.outputs["rows"])
+        nums = numbers(n=rows.outputs["Output"])
+        with dsl.ParallelFor(nums.output, parallelism=2) as item:
+            sq = square(x=item)
+        total(values=dsl.Collected(sq.output))
+        stats(values=dsl.Collected(sq.output))
+        with dsl.ParallelFor([{"a": 10, "b": 1}, {"a": 20, "b": 2}]) as pair:
+            add(a=pair.a, b=pair.b)
+
+
+# -- container components, paths, retries, caching, env ----------------------------------------
+
+
+@dsl.container_component
+def shout(msg: str, times: int, out: dsl.OutputPath(str)):
+    return dsl.ContainerSpec(
+        image="python:3.11-slim",
+        command=["python3", "-c"],
+        args=[
+            "import sys, pathlib; p = pathlib.Path(sys.argv[3]); "
+            "p.parent.mkdir(parents=True, exist_ok=True); "
+            "p.write_text((sys.argv[1].upper() + '!') * int(sys.argv[2]))",
+            msg,
+            times,
+            out,
+        ],
+    )
+
+
+@dsl.container_component
+def write_file(text: str, data: Output[Dataset], suffix: str = "", tag: Optional[str] = None):  # noqa: UP045
+    return dsl.ContainerSpec(
+        image="busybox",
+        command=["sh", "-c", 'mkdir -p "$(dirname "$1")" && printf "%s" "$0 $2" > "$1"'],
+        args=[
+            dsl.ConcatPlaceholder([text, suffix]),
+            data.path,
+            dsl.IfPresentPlaceholder(input_name="tag", then=["tagged"], else_=["untagged"]),
+        ],
+    )
+
+
+@dsl.component
+def read_path(data: dsl.InputPath("Dataset")) -> str:
+    with open(data) as f:
+        return f.read()
+
+
+@dsl.component
+def write_path(text: str, out: dsl.OutputPath("Dataset")) -> None:
+    with open(out, "w") as f:
+        f.write(text + " via OutputPath")
+
+
+@dsl.component
+def flaky(marker: str, fail_times: int) -> int:
+    import pathlib
+
+    p = pathlib.Path(marker)
+    n = int(p.read_text()) if p.exists() else 0
+    p.write_text(str(n + 1))
+    if n < fail_times:
+        raise ValueError(f"flaky failure {n + 1}")
+    return n + 1
+
+
+@dsl.component(packages_to_install=["pyyaml"])
+def env_value(name: str) -> str:
+    import os
+
+    import yaml
+
+    return yaml.safe_dump({name: os.environ.get(name, "")}).strip()
+
+
+@dsl.component
+def maybe_fail(fail: bool) -> str:
+    if fail:
+        raise RuntimeError("failing on purpose")
+    return "ok"
+
+
+@dsl.pipeline(name="kfp-ops")
+def ops(msg: str = "hey", marker: str = "/tmp/kfp-flaky", fail: bool = False) -> None:
+    final = report()
+    with dsl.ExitHandler(final, name="guard"):
+        loud = shout(msg=msg, times=2)
+        wf = write_file(text=loud.outputs["out"], suffix="?")
+        read_path(data=wf.outputs["data"])
+        wp = write_path(text=msg)
+        read_path(data=wp.outputs["out"])
+        fl = flaky(marker=marker, fail_times=1).set_retry(num_retries=2, backoff_duration="0s")
+        fl.set_caching_options(False)
+        env = env_value(name="GREETING").set_env_variable("GREETING", "hello")
+        env.after(fl)
+        maybe_fail(fail=fail).after(env)
