@@ -8,6 +8,7 @@ The kfp SDK cannot be installed beside Shipyard's test dependencies (it pins
 
 It writes ``tests/pipelines/kfp_fixtures/<pipeline>.yaml`` for each pipeline in
 ``tests/pipelines/kfp_fixtures/pipelines.py`` and ``examples/pipelines/kfp_hello.yaml``.
+``--check`` compiles into a temporary folder instead and exits 1 if a committed file differs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import runpy
 import subprocess
 import sys
+import tempfile
 import venv
 import warnings
 from pathlib import Path
@@ -40,11 +42,12 @@ def kfp_python() -> str:
     return str(py)
 
 
-def compile_all() -> None:
+def compile_all(check: bool = False) -> int:
     warnings.simplefilter("ignore", FutureWarning)
     from kfp import compiler
     from kfp.dsl.base_component import BaseComponent
 
+    stale = 0
     for source, out_dir in SOURCES.items():
         ns = runpy.run_path(str(source), run_name="__kfp_fixture__")
         for obj in ns.values():
@@ -56,8 +59,17 @@ def compile_all() -> None:
             if out_dir != FIXTURES:
                 name = source.stem
             path = out_dir / f"{name}.yaml"
-            compiler.Compiler().compile(obj, str(path))
-            print(f"wrote {path.relative_to(ROOT)}")
+            if not check:
+                compiler.Compiler().compile(obj, str(path))
+                print(f"wrote {path.relative_to(ROOT)}")
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                fresh = Path(tmp) / path.name
+                compiler.Compiler().compile(obj, str(fresh))
+                if not path.exists() or fresh.read_text() != path.read_text():
+                    print(f"stale: {path.relative_to(ROOT)}")
+                    stale += 1
+    return 1 if stale else 0
 
 
 def main() -> None:
@@ -66,7 +78,7 @@ def main() -> None:
     except ImportError:
         py = kfp_python()
         sys.exit(subprocess.run([py, __file__, *sys.argv[1:]]).returncode)
-    compile_all()
+    sys.exit(compile_all(check="--check" in sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -133,3 +133,12 @@ def test_unsupported_kfp_features_are_refused_naming_the_task(
     assert r.returncode != 0
     assert "task 'shout'" in r.stderr and "artifactIterator" in r.stderr
     assert client.list("pipelineruns") == []
+
+
+def test_kfp_empty_loop_then_failure_still_runs_the_exit_handler(client: Client) -> None:
+    # a=-10: no rows, an empty ParallelFor, sum([]) == 0, and max([]) fails `stats`.
+    st = client.run_pipeline(FIXTURES / "features.yaml", {"a": -10}).wait(120)
+    assert st["phase"] == "Failed" and "stats" in st["message"]
+    assert not any(tid.startswith("square[") for tid in st["tasks"])
+    assert st["tasks"]["total"]["outputs"]["Output"] == 0
+    assert st["tasks"]["report"]["outputs"]["Output"] == "FAILED"

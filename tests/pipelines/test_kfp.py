@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 import types
 from pathlib import Path
 from typing import Any
@@ -274,3 +276,24 @@ def test_component_source_imports_point_at_shipyard() -> None:
     exec(out, ns)
     assert ns["dsl"].OutputPath is kfp.OutputPath and ns["f"]()[0] is not None
     assert ns["dsl"].Dataset.__name__ == "Dataset"
+
+
+def _kfp_python() -> str | None:
+    py = os.environ.get("KFP_PYTHON") or str(
+        Path.home() / ".cache" / "shipyard" / "kfp-venv" / "bin" / "python"
+    )
+    return py if Path(py).exists() else None
+
+
+@pytest.mark.skipif(_kfp_python() is None, reason="no kfp venv (scripts/gen-kfp-fixtures.py)")
+def test_committed_fixtures_are_what_the_real_kfp_compiler_writes() -> None:
+    env = {**os.environ, "KFP_PYTHON": str(_kfp_python())}
+    script = ROOT / "scripts" / "gen-kfp-fixtures.py"
+    r = subprocess.run(
+        [str(_kfp_python()), str(script), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
