@@ -183,3 +183,26 @@ def test_yaml_view_delete_and_namespace_switcher(platform_client: Client, page: 
     page.get_by_role("button", name="Delete").click()
     expect(page.locator(".empty")).to_contain_text("No configmaps")
     assert c.list("configmaps", namespace="team-ui") == []
+
+
+def test_training_job_replica_states_and_logs(platform_client: Client, page: Page) -> None:
+    c = platform_client
+    path = EXAMPLES / "training" / "tfjob.yaml"
+    job: dict[str, Any] = yaml.safe_load(path.read_text())
+    job["metadata"]["annotations"] = {"shipyard.dev/source-dir": str(path.parent)}
+    c.create(job)
+    name = job["metadata"]["name"]
+    open_page(page, c, "default/training?kind=kubeflow.org/tfjobs")
+    page.get_by_role("link", name=name).click()
+    expect(page.locator("h1 [data-state]")).to_have_text("Succeeded", timeout=120_000)
+    done = c.get("tfjobs", name)
+    for rtype, counts in done["status"]["replicaStatuses"].items():
+        expect(page.locator(f'tr[data-replica-type="{rtype}"]')).to_contain_text(
+            str(counts.get("succeeded", 0))
+        )
+    pods = c.list("pods", selector=f"training.kubeflow.org/job-name={name}")
+    expect(page.locator("table.pods tbody tr")).to_have_count(len(pods))
+    first = pods[0]["metadata"]["name"]
+    page.locator(f'tr[data-pod="{first}"]').get_by_role("button", name="logs").click()
+    logs = "".join(c.logs(first))
+    expect(page.locator("#replica-logs")).to_have_text(logs)
