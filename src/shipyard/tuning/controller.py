@@ -98,9 +98,13 @@ class ExperimentController(Controller):
         phases = self._count(exp, trials, status)
         finished = sum(n for p, n in phases.items() if p not in ("Running", "Pending"))
         active = phases["Running"] + phases["Pending"]
-        if experiment_done(exp) and not self._restart(exp, status, finished):
-            self._kill_active(namespace, trials)
-            return self._write(exp, old, status)
+        if experiment_done(exp):
+            if not self._restart(exp, status, finished):
+                self._kill_active(namespace, trials)
+                return self._write(exp, old, status)
+            # Written before new trials exist, so none of them sees a finished experiment.
+            self._write(exp, old, status)
+            old = copy.deepcopy(status)
         spec = exp["spec"]
         outcome = self._outcome(spec, status, phases, finished, active)
         if outcome is None:

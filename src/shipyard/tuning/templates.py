@@ -11,6 +11,7 @@ worker that already imported them.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import copy
 import json
 import os
@@ -99,7 +100,7 @@ def build_pod(trial: Obj, experiment_name: str, warm: str | None) -> Obj | None:
     container = next((c for c in spec.get("containers") or [] if c.get("name") == primary), None)
     if warm is None and container is not None:
         warm = preload_modules(container, annotations.get(SOURCE_DIR))
-    if warm:
+    if warm is not None:
         annotations[WARM_ANNOTATION] = warm
     return {
         "apiVersion": "v1",
@@ -157,7 +158,9 @@ def is_python(argv: list[str]) -> bool:
 
 
 def imports_of(source: str) -> list[str]:
-    """Top-level third-party modules a piece of Python imports (stdlib left out)."""
+    """Modules a piece of Python imports, as written (``sklearn.ensemble``), leaving out
+    the standard library and what is not installed here (a script's own sibling modules):
+    importing them all in a warm worker must not fail."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -171,9 +174,18 @@ def imports_of(source: str) -> list[str]:
             names = [node.module]
         for name in names:
             top = name.split(".")[0]
-            if top not in sys.stdlib_module_names and top not in found and top != "__future__":
-                found.append(top)
+            if top in sys.stdlib_module_names or top == "__future__" or name in found:
+                continue
+            if _installed(top):
+                found.append(name)
     return found
+
+
+def _installed(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def preload_modules(container: Obj, source_dir: str | None) -> str | None:

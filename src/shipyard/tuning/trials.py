@@ -67,7 +67,7 @@ class TrialController(Controller):
         status.setdefault("startTime", now_iso())
         set_condition(status, "Created", True, "TrialCreated", "Trial is created")
         exp = self._experiment(trial)
-        if exp is None or experiment_done(exp):
+        if exp is None or _ended_before(exp, trial):
             self._stop_workload(trial)
             self._finish(status, "Killed", "TrialKilled", "the experiment finished")
             return self._write(trial, old, status)
@@ -275,6 +275,14 @@ class TrialController(Controller):
             md = trial["metadata"]
             with contextlib.suppress(NotFound):
                 self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+
+
+def _ended_before(exp: Obj, trial: Obj) -> bool:
+    """The experiment finished after this trial was created (so the trial is to be killed)."""
+    if not experiment_done(exp):
+        return False
+    ended = (exp.get("status") or {}).get("completionTime") or ""
+    return not ended or trial["metadata"].get("creationTimestamp", "") <= ended
 
 
 def _pod_failure(status: Obj) -> str:

@@ -1,0 +1,140 @@
+"""Tuning benchmark: 80 trials, 2 in parallel, TPE (seed 42), of 3-fold CV accuracy of a
+GradientBoostingClassifier on scikit-learn's breast_cancer data, measured side by side:
+
+(a) Optuna in one process, n_jobs=2 (no isolation between trials);
+(b) a fresh ``python`` process per trial (2 at a time), Optuna in the driver;
+(c) Shipyard: the Katib Experiment examples/tuning/gbm-experiment.yaml (Job trials);
+(d) Shipyard: ``Client.tune`` of the same objective (function trials).
+
+Prints trials/min and the best accuracy of each, and (c), (d) as ratios of (a).
+``--trials N`` changes the trial count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples" / "tuning"))
+
+import optuna  # noqa: E402
+from tune_gbm import PARAMETERS, objective  # noqa: E402
+
+SEED = 42
+SCRIPT = ROOT / "examples" / "tuning" / "train_gbm.py"
+
+
+def _suggest(trial: optuna.Trial) -> dict:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 10, 60),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.5, log=True),
+        "max_depth": trial.suggest_int("max_depth", 1, 4),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+    }
+
+
+def optuna_in_process(n: int) -> tuple[float, float]:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    start = time.perf_counter()
+    study.optimize(lambda t: objective(_suggest(t)), n_trials=n, n_jobs=2)
+    return time.perf_counter() - start, study.best_value
+
+
+def process_per_trial(n: int) -> tuple[float, float]:
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        with lock:
+            trial = study.ask()
+            p = _suggest(trial)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(SCRIPT),
+                f"--n-estimators={p['n_estimators']}",
+                f"--learning-rate={p['learning_rate']}",
+                f"--max-depth={p['max_depth']}",
+                f"--subsample={p['subsample']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        value = float(out.strip().rpartition("accuracy=")[2])
+        with lock:
+            study.tell(trial, value)
+
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, range(n)))
+    return time.perf_counter() - start, study.best_value
+
+
+def _best(exp: dict) -> float:
+    metrics = exp["status"]["currentOptimalTrial"]["observation"]["metrics"]
+    return float(next(m["latest"] for m in metrics if m["name"] == "accuracy"))
+
+
+def shipyard_yaml(client, n: int) -> tuple[float, float]:
+    from shipyard.client import read_sources
+
+    ((exp, _),) = read_sources([ROOT / "examples" / "tuning" / "gbm-experiment.yaml"])
+    exp["metadata"]["name"] = "bench-yaml"
+    exp["spec"]["maxTrialCount"] = n
+    start = time.perf_counter()
+    client.create(exp)
+    done = client.wait_experiment("bench-yaml", timeout=3600)
+    return time.perf_counter() - start, _best(done)
+
+
+def shipyard_tune(client, n: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    done = client.tune(
+        objective,
+        parameters=PARAMETERS,
+        objective="accuracy",
+        direction="maximize",
+        algorithm="tpe",
+        algorithm_settings={"random_state": SEED},
+        max_trials=n,
+        parallel_trials=2,
+        name="bench-tune",
+        timeout=3600,
+    )
+    return time.perf_counter() - start, _best(done)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=80)
+    args = parser.parse_args()
+    n = args.trials
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from shipyard import Client
+
+    results: dict[str, tuple[float, float]] = {}
+    results["(a) Optuna in-process, n_jobs=2"] = optuna_in_process(n)
+    results["(b) fresh python process per trial"] = process_per_trial(n)
+    with tempfile.TemporaryDirectory() as tmp, Client.embedded(tmp) as client:
+        results["(c) Shipyard Experiment (Katib YAML)"] = shipyard_yaml(client, n)
+        results["(d) Shipyard tune()"] = shipyard_tune(client, n)
+    base = n / results["(a) Optuna in-process, n_jobs=2"][0] * 60
+    print(
+        f"{n} trials, 2 in parallel, TPE seed {SEED}; GradientBoostingClassifier on breast_cancer"
+    )
+    print(f"{'':40s} {'trials/min':>10s} {'vs (a)':>7s} {'best accuracy':>14s}")
+    for label, (secs, best) in results.items():
+        rate = n / secs * 60
+        print(f"{label:40s} {rate:10.1f} {rate / base:6.2f}x {best:14.4f}")
+
+
+if __name__ == "__main__":
+    main()
