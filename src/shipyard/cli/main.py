@@ -348,10 +348,10 @@ def wait(
 def _load_components() -> None:
     """Import the CLI modules of components; each registers its commands on ``app``."""
     # (components add one import line each here)
-    import shipyard.cli.pipelines  # noqa: F401
-    import shipyard.cli.registry  # noqa: F401
-    import shipyard.cli.serving  # noqa: F401
-    import shipyard.cli.training  # noqa: F401
+    import shipyard.cli.pipelines
+    import shipyard.cli.registry
+    import shipyard.cli.serving
+    import shipyard.cli.training
     import shipyard.cli.tuning  # noqa: F401
 
 
