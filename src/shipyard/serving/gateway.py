@@ -92,6 +92,10 @@ class Route:
 
 
 class Gateway:
+    # The platform's server calls the gateway at its ASGI entry, before FastAPI's
+    # middleware and router (see server/app.py): the gateway answers its own errors.
+    bypass_middleware = True
+
     def __init__(self, platform: Any) -> None:
         self.platform = platform
         self._routes: dict[tuple[str, str], Route] = {}
