@@ -179,7 +179,7 @@ def test_resume_after_control_plane_restart(tmp_path: Path) -> None:
 def test_example_yaml_and_python(c: Client, tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     ((exp, _),) = read_sources([EXAMPLES / "tuning" / "gbm-experiment.yaml"])
-    exp["spec"]["maxTrialCount"] = 2
+    exp["spec"].update(maxTrialCount=2, maxFailedTrialCount=1)
     done, trials = run(c, exp, timeout=180)
     assert done["status"]["trialsSucceeded"] == 2, [t.get("status") for t in trials]
     assert 0.8 < objective(trials[0], "accuracy") <= 1.0
