@@ -71,7 +71,9 @@ def test_file_collector(c: Client, fmt: str) -> None:
     )
     path = "/var/log/katib/metrics.log"
     exp = experiment(f"file-{fmt.lower()}", code=code, max_trials=2)
-    container = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     container["args"] = [path]
     exp["spec"]["metricsCollectorSpec"] = {
         "source": {"fileSystemPath": {"path": path, "kind": "File", "format": fmt}},
@@ -96,15 +98,21 @@ def test_push_collector_with_intermediate_values(c: Client) -> None:
     assert done["status"]["trialsSucceeded"] == 2
     for t in trials:
         assert objective(t) == pytest.approx(expected(t))
-        assert t["status"]["objectiveHistory"] == pytest.approx([expected(t) + 2 - s for s in range(3)])
+        assert t["status"]["objectiveHistory"] == pytest.approx(
+            [expected(t) + 2 - s for s in range(3)]
+        )
 
 
 def test_push_from_outside_a_trial_is_refused(c: Client) -> None:
     import httpx
 
-    resp = httpx.post(f"{c.url}/tuning/v1/namespaces/default/pods/nope/metrics", json={"metrics": {"a": 1}})
+    resp = httpx.post(
+        f"{c.url}/tuning/v1/namespaces/default/pods/nope/metrics", json={"metrics": {"a": 1}}
+    )
     assert resp.status_code == 404 and "not found" in resp.json()["error"]["message"]
-    resp = httpx.post(f"{c.url}/tuning/v1/namespaces/default/pods/nope/metrics", json={"metrics": {"a": "x"}})
+    resp = httpx.post(
+        f"{c.url}/tuning/v1/namespaces/default/pods/nope/metrics", json={"metrics": {"a": "x"}}
+    )
     assert resp.status_code == 400 and resp.json()["error"]["field"] == "metrics.a"
 
 
@@ -118,7 +126,11 @@ def quadratic(params):
 def test_tune_python_function(c: Client) -> None:
     exp = c.tune(
         quadratic,
-        parameters={"x": search.double(-2, 3), "k": search.int(0, 4), "mode": search.categorical(["a", "b"])},
+        parameters={
+            "x": search.double(-2, 3),
+            "k": search.int(0, 4),
+            "mode": search.categorical(["a", "b"]),
+        },
         objective="loss",
         direction="minimize",
         algorithm="tpe",
@@ -160,11 +172,19 @@ def test_cli_get_describe_wait(c: Client) -> None:
     assert positions == sorted(positions)  # best (lowest loss) first
     assert f"Best trial:  {order[0]['metadata']['name']}" in described
     assert "MaxTrialsReached" in cli("experiment", "wait", "cli", "--timeout", "10s")
+    logs = cli("logs", "experiment/cli")
+    assert all(f"[{t['metadata']['name']}] loss=" in logs for t in trials)
 
 
 def test_resume_after_control_plane_restart(tmp_path: Path) -> None:
     data = tmp_path / "restart"
-    exp = experiment("sobol", algorithm="sobol", settings={"random_state": "3"}, max_trials=3, resumePolicy="LongRunning")
+    exp = experiment(
+        "sobol",
+        algorithm="sobol",
+        settings={"random_state": "3"},
+        max_trials=3,
+        resumePolicy="LongRunning",
+    )
     with Client.embedded(data) as first:
         first.create(exp)
         first.wait_experiment("sobol", timeout=60)

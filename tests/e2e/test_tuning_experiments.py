@@ -103,8 +103,12 @@ def test_hyperband_promotes_with_more_resource(c: Client) -> None:
         by_epochs.setdefault(assignments(t)["epochs"], []).append(t)
     assert set(by_epochs) == {"1", "3", "9"}
     # Every configuration run with 9 epochs after a 3-epoch rung was among that rung's best.
-    first = [t for t in trials if t["metadata"]["annotations"]["tuning.shipyard.dev/hyperband"] == "2,0"]
-    second = [t for t in trials if t["metadata"]["annotations"]["tuning.shipyard.dev/hyperband"] == "2,1"]
+    first = [
+        t for t in trials if t["metadata"]["annotations"]["tuning.shipyard.dev/hyperband"] == "2,0"
+    ]
+    second = [
+        t for t in trials if t["metadata"]["annotations"]["tuning.shipyard.dev/hyperband"] == "2,1"
+    ]
     assert len(first) == 9 and len(second) == 3
     top3 = sorted(first, key=objective)[:3]
     assert {assignments(t)["x"] for t in second} == {assignments(t)["x"] for t in top3}
@@ -113,16 +117,25 @@ def test_hyperband_promotes_with_more_resource(c: Client) -> None:
 def test_goal_reached_stops_early(c: Client) -> None:
     params = [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "0", "max": "9"}}]
     code = "print(f'loss={abs(int(\"${trialParameters.x}\") - 2)}')"
-    exp = experiment("goal", algorithm="grid", parameters=params, code=code, max_trials=10, parallel=1)
+    exp = experiment(
+        "goal", algorithm="grid", parameters=params, code=code, max_trials=10, parallel=1
+    )
     exp["spec"]["objective"]["goal"] = 0
     done, trials = run(c, exp)
     assert condition(done, "Succeeded")["reason"] == "GoalReached"
     assert len(trials) == 3
-    assert done["status"]["currentOptimalTrial"]["parameterAssignments"] == [{"name": "x", "value": "2"}]
+    assert done["status"]["currentOptimalTrial"]["parameterAssignments"] == [
+        {"name": "x", "value": "2"}
+    ]
 
 
 def test_failed_trials_fail_the_experiment(c: Client) -> None:
-    exp = experiment("fails", code="import sys; '${trialParameters.x}${trialParameters.y}'; sys.exit(3)", max_trials=6, parallel=1)
+    exp = experiment(
+        "fails",
+        code="import sys; '${trialParameters.x}${trialParameters.y}'; sys.exit(3)",
+        max_trials=6,
+        parallel=1,
+    )
     exp["spec"]["maxFailedTrialCount"] = 1
     done, trials = run(c, exp)
     assert condition(done, "Failed")["reason"] == "MaxFailedTrialsReached"
@@ -131,7 +144,12 @@ def test_failed_trials_fail_the_experiment(c: Client) -> None:
 
 
 def test_metrics_unavailable(c: Client) -> None:
-    exp = experiment("silent", code="print('accuracy=0.5 but no loss ${trialParameters.x}${trialParameters.y}')", max_trials=2, parallel=2)
+    exp = experiment(
+        "silent",
+        code="print('accuracy=0.5 but no loss ${trialParameters.x}${trialParameters.y}')",
+        max_trials=2,
+        parallel=2,
+    )
     done, trials = run(c, exp)
     assert all(phase(t) == "MetricsUnavailable" for t in trials)
     assert done["status"]["trialMetricsUnavailable"] == 2
@@ -141,7 +159,11 @@ def test_metrics_unavailable(c: Client) -> None:
 
 def test_median_stop_ends_a_bad_trial_while_it_runs(c: Client) -> None:
     params = [
-        {"name": "mode", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b", "c", "z"]}}
+        {
+            "name": "mode",
+            "parameterType": "categorical",
+            "feasibleSpace": {"list": ["a", "b", "c", "z"]},
+        }
     ]
     code = (
         "import time\n"
@@ -150,7 +172,9 @@ def test_median_stop_ends_a_bad_trial_while_it_runs(c: Client) -> None:
         "    print(f'loss={10.0 if bad else 1.0}', flush=True)\n"
         "    time.sleep(0.05 if bad else 0)\n"
     )
-    exp = experiment("median", algorithm="grid", parameters=params, code=code, max_trials=4, parallel=1)
+    exp = experiment(
+        "median", algorithm="grid", parameters=params, code=code, max_trials=4, parallel=1
+    )
     exp["spec"]["earlyStopping"] = {
         "algorithmName": "medianstop",
         "algorithmSettings": [
@@ -169,7 +193,13 @@ def test_median_stop_ends_a_bad_trial_while_it_runs(c: Client) -> None:
 
 
 def test_resume_long_running_and_never(c: Client) -> None:
-    exp = experiment("resume", algorithm="tpe", settings={"random_state": "4"}, max_trials=2, resumePolicy="LongRunning")
+    exp = experiment(
+        "resume",
+        algorithm="tpe",
+        settings={"random_state": "4"},
+        max_trials=2,
+        resumePolicy="LongRunning",
+    )
     done, _ = run(c, exp)
     assert condition(done, "Succeeded")["reason"] == "MaxTrialsReached"
     c.patch("experiment", "resume", {"spec": {"maxTrialCount": 4}})
@@ -187,7 +217,10 @@ def test_resume_long_running_and_never(c: Client) -> None:
 
 @pytest.mark.parametrize("kind", ["Pod", "Job"])
 def test_trial_kinds_pod_and_job(c: Client, kind: str) -> None:
-    done, trials = run(c, experiment(f"kind-{kind.lower()}", kind=kind, api_version="shipyard.dev/v1", max_trials=2))
+    done, trials = run(
+        c,
+        experiment(f"kind-{kind.lower()}", kind=kind, api_version="shipyard.dev/v1", max_trials=2),
+    )
     assert done["status"]["trialsSucceeded"] == 2
     pod = c.get("pod", trials[0]["metadata"]["name"])
     assert pod["metadata"]["labels"]["trial"] == trials[0]["metadata"]["name"]
@@ -199,7 +232,12 @@ def test_trial_as_pytorchjob(c: Client) -> None:
     container = {
         "name": "pytorch",
         "image": "python",
-        "command": ["python", "-c", "print('loss=' + str(float('${trialParameters.x}') ** 2 + float('${trialParameters.y}')))"],
+        "command": [
+            "python",
+            "-c",
+            "x, y = float('${trialParameters.x}'), float('${trialParameters.y}'); "
+            "print(f'loss={x ** 2 + y}')",
+        ],
     }
     exp["spec"]["trialTemplate"] = {
         "primaryContainerName": "pytorch",
@@ -209,7 +247,11 @@ def test_trial_as_pytorchjob(c: Client) -> None:
             "kind": "PyTorchJob",
             "spec": {
                 "pytorchReplicaSpecs": {
-                    "Master": {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {"containers": [container]}}}
+                    "Master": {
+                        "replicas": 1,
+                        "restartPolicy": "Never",
+                        "template": {"spec": {"containers": [container]}},
+                    }
                 }
             },
         },

@@ -47,7 +47,12 @@ def test_step_on_categorical(c: Client) -> None:
 
 
 def test_unknown_algorithm(c: Client) -> None:
-    _bad(c, experiment("v3", algorithm="simulated-annealing"), "spec.algorithm.algorithmName", "unknown")
+    _bad(
+        c,
+        experiment("v3", algorithm="simulated-annealing"),
+        "spec.algorithm.algorithmName",
+        "unknown",
+    )
 
 
 def test_unknown_algorithm_setting(c: Client) -> None:
@@ -78,7 +83,12 @@ def test_primary_container_must_exist(c: Client) -> None:
 
 
 def test_hyperband_needs_resource(c: Client) -> None:
-    _bad(c, experiment("v9", algorithm="hyperband", settings={"r_l": "9"}), "spec.algorithm.algorithmSettings", "resource_name")
+    _bad(
+        c,
+        experiment("v9", algorithm="hyperband", settings={"r_l": "9"}),
+        "spec.algorithm.algorithmSettings",
+        "resource_name",
+    )
 
 
 def test_grid_double_needs_step(c: Client) -> None:

@@ -53,7 +53,12 @@ def experiment(
         },
     }
     body.update(spec)
-    return {"apiVersion": api_version, "kind": "Experiment", "metadata": {"name": name}, "spec": body}
+    return {
+        "apiVersion": api_version,
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": body,
+    }
 
 
 def condition(obj: Obj, ctype: str) -> Obj | None:

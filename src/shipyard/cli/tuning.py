@@ -51,7 +51,8 @@ def describe_experiment(c: Any, obj: Obj) -> None:
     out.print(f"[bold]Name:[/bold]        {md['name']}")
     out.print(f"[bold]Namespace:[/bold]   {md.get('namespace', '')}")
     out.print(
-        f"[bold]Status:[/bold]      {_phase(obj, ('Succeeded', 'Failed', 'Restarting', 'Running', 'Created'))}"
+        "[bold]Status:[/bold]      "
+        + _phase(obj, ("Succeeded", "Failed", "Restarting", "Running", "Created"))
     )
     out.print(
         f"[bold]Objective:[/bold]   {objective['type']} {name}"
@@ -59,11 +60,13 @@ def describe_experiment(c: Any, obj: Obj) -> None:
     )
     out.print(f"[bold]Algorithm:[/bold]   {spec['algorithm']['algorithmName']}")
     out.print(
-        f"[bold]Trials:[/bold]      {status.get('trials', 0)} of max {spec.get('maxTrialCount', '-')}, "
-        f"{spec.get('parallelTrialCount')} in parallel: {status.get('trialsSucceeded', 0)} succeeded, "
+        f"[bold]Trials:[/bold]      {status.get('trials', 0)} of max "
+        f"{spec.get('maxTrialCount', '-')}, {spec.get('parallelTrialCount')} in parallel: "
+        f"{status.get('trialsSucceeded', 0)} succeeded, "
         f"{status.get('trialsRunning', 0)} running, {status.get('trialsFailed', 0)} failed, "
         f"{status.get('trialsEarlyStopped', 0)} early stopped, "
-        f"{status.get('trialMetricsUnavailable', 0)} metrics unavailable, {status.get('trialsKilled', 0)} killed"
+        f"{status.get('trialMetricsUnavailable', 0)} metrics unavailable, "
+        f"{status.get('trialsKilled', 0)} killed"
     )
     opt = status.get("currentOptimalTrial")
     if opt:
@@ -79,7 +82,8 @@ def describe_experiment(c: Any, obj: Obj) -> None:
     for cond in status.get("conditions") or []:
         if cond.get("status") == "True":
             out.print(
-                f"[bold]Condition:[/bold]   {cond['type']} ({cond.get('reason', '')}) {cond.get('message', '')}"
+                f"[bold]Condition:[/bold]   {cond['type']} ({cond.get('reason', '')}) "
+                f"{cond.get('message', '')}"
             )
     trials = c.list("trials", md.get("namespace"), selector=f"experiment={md['name']}")
     maximize = objective["type"] == "maximize"
@@ -138,7 +142,9 @@ def wait(
         except TimeoutError as exc:
             output.fail(str(exc))
         phase = _phase(obj, ("Succeeded", "Failed"))
-        cond = next((x for x in obj["status"].get("conditions") or [] if x["type"] == phase), {})
+        cond: Obj = next(
+            (x for x in obj["status"].get("conditions") or [] if x["type"] == phase), {}
+        )
         output.out.print(
             f"experiment/{name} {phase}: {cond.get('reason', '')} {cond.get('message', '')}"
         )

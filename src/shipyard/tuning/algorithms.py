@@ -65,7 +65,7 @@ SETTINGS: dict[str, dict[str, type]] = {
 }
 
 # Normal and log-normal priors: the sampler works on u in [Φ(-3), Φ(3)], mapped to the
-# parameter by the inverse CDF with mean at the middle of [min, max] and 3σ at its ends.
+# parameter by the inverse CDF with mean at the middle of [min, max] and 3 sigma at its ends.
 _STD = NormalDist()
 _U_LO, _U_HI = _STD.cdf(-3.0), _STD.cdf(3.0)
 
@@ -193,7 +193,7 @@ def to_internal(p: Obj, value: str) -> Any:
         mu, sigma, log = _normal_params(p)
         z = ((math.log(x) if log else x) - mu) / sigma
         return min(max(_STD.cdf(z), _U_LO), _U_HI)
-    return int(round(x)) if ptype == "int" else x
+    return round(x) if ptype == "int" else x
 
 
 def grid_points(params: list[Obj]) -> list[list[str]]:
@@ -205,7 +205,7 @@ def grid_points(params: list[Obj]) -> list[list[str]]:
             continue
         lo, hi = _bounds(space)
         step = float(space.get("step") or 1)
-        n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        n = math.floor((hi - lo) / step + 1e-9) + 1
         values = [lo + i * step for i in range(n)]
         axes.append([str(int(v)) if p["parameterType"] == "int" else repr(v) for v in values])
     return axes
@@ -338,13 +338,16 @@ class Suggester:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sampler = _sampler(spec, settings_of(spec), len(trials))
-        direction = "maximize" if spec["objective"]["type"] == "maximize" else "minimize"
-        cached = _Cached(optuna.create_study(direction=direction, sampler=sampler))
+        maximize = spec["objective"]["type"] == "maximize"
+        cached = _Cached(
+            optuna.create_study(direction="maximize" if maximize else "minimize", sampler=sampler)
+        )
         if spec["algorithm"]["algorithmName"] == "sobol" and trials:
             dists = {n: distribution(p) for n, p in space.items()}
             advance = getattr(sampler, "_find_sample_id", None)
-            for _ in range(len(trials) if advance else 0):
-                advance(cached.study, dists)
+            if advance is not None:
+                for _ in range(len(trials)):
+                    advance(cached.study, dists)
         with self._lock:
             return self._cache.setdefault(uid, cached)
 
@@ -464,13 +467,13 @@ def _random_algorithm(settings: dict[str, Any]) -> Obj:
 
 def hyperband_rungs(r_l: int, eta: int) -> list[tuple[int, int, int, float]]:
     """Katib's Hyperband schedule: (bracket s, rung i, configurations n_i, resource r_i)."""
-    s_max = int(math.floor(math.log(r_l) / math.log(eta) + 1e-9))
+    s_max = math.floor(math.log(r_l) / math.log(eta) + 1e-9)
     budget = (s_max + 1) * r_l
     rungs: list[tuple[int, int, int, float]] = []
     for s in range(s_max, -1, -1):
-        n = int(math.ceil(budget / r_l * eta**s / (s + 1)))
+        n = math.ceil(budget / r_l * eta**s / (s + 1))
         r = r_l * eta ** (-s)
         for i in range(s + 1):
-            n_i = max(1, int(math.floor(n * eta ** (-i))))
+            n_i = max(1, math.floor(n * eta ** (-i)))
             rungs.append((s, i, n_i, r * eta**i))
     return rungs

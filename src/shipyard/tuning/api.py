@@ -244,7 +244,8 @@ def _check_parameter(i: int, p: Obj, algorithm: str) -> None:
         for key in ("min", "max", "step"):
             if space.get(key) is not None:
                 raise Invalid(
-                    f"{where}.{key} is not allowed for parameterType {ptype}: give the values in list",
+                    f"{where}.{key} is not allowed for parameterType {ptype}: "
+                    "give the values in list",
                     field=f"{where}.{key}",
                 )
         if not space.get("list"):
@@ -304,7 +305,8 @@ def _check_counts(spec: Obj) -> None:
         )
     if failed is not None and mx is not None and failed > mx:
         raise Invalid(
-            f"spec.maxFailedTrialCount ({failed}) must not be greater than spec.maxTrialCount ({mx})",
+            f"spec.maxFailedTrialCount ({failed}) must not be greater than "
+            f"spec.maxTrialCount ({mx})",
             field="spec.maxFailedTrialCount",
         )
     spec.setdefault("resumePolicy", "Never")
@@ -392,7 +394,8 @@ def _check_template(spec: Obj) -> None:
     if used - defined:
         missing = sorted(used - defined)[0]
         raise Invalid(
-            f"{where}.trialSpec uses ${{trialParameters.{missing}}} but {where}.trialParameters does not define {missing!r}",
+            f"{where}.trialSpec uses ${{trialParameters.{missing}}} but "
+            f"{where}.trialParameters does not define {missing!r}",
             field=f"{where}.trialParameters",
         )
     if defined - used:
@@ -435,7 +438,8 @@ def validate_experiment(obj: Obj) -> None:
     name = spec["algorithm"]["algorithmName"]
     if name in UNSUPPORTED_ALGORITHMS:
         raise Invalid(
-            f"spec.algorithm.algorithmName {name!r} (neural architecture search / PBT) is not supported",
+            f"spec.algorithm.algorithmName {name!r} (neural architecture search / PBT) "
+            "is not supported",
             field="spec.algorithm.algorithmName",
         )
     if name not in ALGORITHMS:

@@ -101,7 +101,8 @@ class ExperimentController(Controller):
         if experiment_done(exp):
             if not self._restart(exp, status, finished):
                 self._kill_active(namespace, trials)
-                return self._write(exp, old, status)
+                self._write(exp, old, status)
+            return None
             # Written before new trials exist, so none of them sees a finished experiment.
             self._write(exp, old, status)
             old = copy.deepcopy(status)
@@ -125,7 +126,8 @@ class ExperimentController(Controller):
             self._kill_active(namespace, trials)
         else:
             set_condition(status, "Running", True, "ExperimentRunning", "Experiment is running")
-        return self._write(exp, old, status)
+        self._write(exp, old, status)
+        return None
 
     # -- parts --------------------------------------------------------------------------------
 

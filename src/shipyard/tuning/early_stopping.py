@@ -39,7 +39,8 @@ def settings_of(es: Obj) -> dict[str, int]:
 def check_settings(es: Obj) -> None:
     if es.get("algorithmName") != "medianstop":
         raise Invalid(
-            f"spec.earlyStopping.algorithmName {es.get('algorithmName')!r} is unknown: use medianstop",
+            f"spec.earlyStopping.algorithmName {es.get('algorithmName')!r} is unknown: "
+            "use medianstop",
             field="spec.earlyStopping.algorithmName",
         )
     settings_of(es)

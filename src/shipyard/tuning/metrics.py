@@ -64,7 +64,8 @@ class Parser:
             return
         if not isinstance(record, dict):
             return
-        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else record
+        inner = record.get("metrics")
+        metrics: dict[str, object] = inner if isinstance(inner, dict) else record
         for name, raw in metrics.items():
             value = _number(raw)
             if name in self.names and value is not None:

@@ -41,7 +41,7 @@ def record(platform: Any, namespace: str, pod_name: str, body: Any) -> int:
     pod = platform.store.try_get(POD.key, namespace, pod_name)
     if pod is None:
         raise NotFound(f"pod {namespace}/{pod_name} not found", field="pod")
-    trial_name = (pod["metadata"].get("labels") or {}).get("trial")
+    trial_name = str((pod["metadata"].get("labels") or {}).get("trial") or "")
     trial = platform.store.try_get(TRIAL.key, namespace, trial_name) if trial_name else None
     if trial is None:
         owner = controller_of(pod)

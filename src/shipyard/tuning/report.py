@@ -5,6 +5,7 @@ Light on purpose (standard library only): it runs in every trial process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.error
@@ -43,10 +44,8 @@ def report_metrics(metrics: Mapping[str, float], *, timeout: float = 10.0) -> No
             resp.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace")
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             detail = json.loads(detail)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            pass
         raise ReportError(f"the platform refused the metrics: {detail}") from None
     except urllib.error.URLError as exc:
         raise ReportError(f"cannot reach the platform at {url}: {exc.reason}") from None

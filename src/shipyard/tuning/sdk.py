@@ -121,6 +121,10 @@ def build_experiment(
     }
 
 
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")[:40] or "fn"
+
+
 class TuningMixin:
     """Client methods for tuning (mixed into :class:`shipyard.Client`)."""
 
@@ -153,8 +157,7 @@ class TuningMixin:
         """
         exp = build_experiment(
             objective_fn,
-            name=name
-            or f"tune-{objective_fn.__name__.replace('_', '-').lower()[:40]}-{secrets.token_hex(3)}",
+            name=name or f"tune-{_slug(objective_fn.__name__)}-{secrets.token_hex(3)}",
             parameters=parameters,
             objective=objective,
             direction=direction,

@@ -3,6 +3,7 @@ parameter spec without its name."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 Spec = dict[str, Any]
@@ -23,7 +24,13 @@ def double(
     return {"parameterType": "double", "feasibleSpace": _space(min, max, step, distribution)}
 
 
-def int(min: int, max: int, step: int | None = None, *, distribution: str | None = None) -> Spec:
+def int(
+    min: builtins.int,
+    max: builtins.int,
+    step: builtins.int | None = None,
+    *,
+    distribution: str | None = None,
+) -> Spec:
     return {"parameterType": "int", "feasibleSpace": _space(min, max, step, distribution)}
 
 

@@ -11,8 +11,8 @@ worker that already imported them.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -54,7 +54,7 @@ def substitute(template: Obj, exp_spec: Obj, assignments: dict[str, str], trial:
     }
 
     def value(m: re.Match[str]) -> str:
-        ref = refs.get(m.group(1), m.group(1))
+        ref = str(refs.get(m.group(1)) or m.group(1))
         raw = assignments[ref] if ref in assignments else _meta_value(ref, trial)
         return json.dumps(raw)[1:-1]
 
@@ -118,7 +118,7 @@ def build_pod(trial: Obj, experiment_name: str, warm: str | None) -> Obj | None:
 
 def build_resource(trial: Obj) -> Obj:
     """A runSpec of another kind, named after the trial and owned by it."""
-    run = copy.deepcopy(trial["spec"]["runSpec"])
+    run: Obj = copy.deepcopy(trial["spec"]["runSpec"])
     md = trial["metadata"]
     rmd = run.setdefault("metadata", {})
     rmd.update(name=md["name"], namespace=md.get("namespace", "default"))

@@ -70,7 +70,8 @@ class TrialController(Controller):
         if exp is None or _ended_before(exp, trial):
             self._stop_workload(trial)
             self._finish(status, "Killed", "TrialKilled", "the experiment finished")
-            return self._write(trial, old, status)
+            self._write(trial, old, status)
+            return None
         pod_based = pod_template(trial["spec"]["runSpec"]) is not None
         workload = self._ensure_workload(trial, pod_based)
         state, message = self._state(trial, workload, pod_based)

@@ -26,10 +26,13 @@ def admission(req: Any) -> None:
             )
     status = req.old.get("status") or {}
     done = is_true(status, "Succeeded") or is_true(status, "Failed")
-    if done and new.get("maxTrialCount") != old.get("maxTrialCount"):
-        if old.get("resumePolicy", "Never") == "Never":
-            raise Invalid(
-                "spec.maxTrialCount: the experiment has finished and its resumePolicy is Never; "
-                "create it with resumePolicy LongRunning to continue it",
-                field="spec.maxTrialCount",
-            )
+    if (
+        done
+        and new.get("maxTrialCount") != old.get("maxTrialCount")
+        and old.get("resumePolicy", "Never") == "Never"
+    ):
+        raise Invalid(
+            "spec.maxTrialCount: the experiment has finished and its resumePolicy is Never; "
+            "create it with resumePolicy LongRunning to continue it",
+            field="spec.maxTrialCount",
+        )
