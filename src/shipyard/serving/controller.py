@@ -88,6 +88,9 @@ class InferenceServiceController(Controller):
         except Invalid as exc:
             self._invalid(isvc, status, exc.message)
             return None
+        except NotFound as exc:  # a models:/ URI naming no version (yet): look again
+            self._invalid(isvc, status, exc.message)
+            return 2.0
         latest = self._revision_for(name, revisions, server)
         pods = self._pods(namespace, name)
         endpoints = self._observe(isvc, revisions, pods)
@@ -122,7 +125,11 @@ class InferenceServiceController(Controller):
         uri = str(model.get("storageUri") or "")
         cache = Path(self.platform.settings.data_dir) / "serving" / "cache"
         path = storage.resolve(
-            uri, base=Path(base) if base else None, cache=cache, platform=self.platform
+            uri,
+            base=Path(base) if base else None,
+            cache=cache,
+            platform=self.platform,
+            namespace=md.get("namespace") or "default",
         )
         cfg: Obj = {
             "format": fmt,

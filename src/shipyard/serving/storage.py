@@ -15,17 +15,28 @@ from typing import Any
 from shipyard.errors import Invalid
 
 
-def resolve(uri: str, *, base: Path | None, cache: Path, platform: Any = None) -> Path:
+def resolve(
+    uri: str,
+    *,
+    base: Path | None,
+    cache: Path,
+    platform: Any = None,
+    namespace: str | None = None,
+) -> Path:
+    """A local path for ``uri``; ``models:/`` URIs resolve in ``namespace`` (the
+    InferenceService's) unless they name one."""
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     if uri.startswith("models:/"):
+        # The registry publishes its resolver on the platform: serving imports none of it.
         resolver = getattr(platform, "resolve_model_uri", None)
         if resolver is None:
             raise Invalid(
                 f"storageUri {uri!r}: models:/ URIs need the model registry component",
                 field="spec.predictor.model.storageUri",
             )
-        return resolve(str(resolver(uri)), base=base, cache=cache, platform=platform)
+        location = str(resolver(uri, namespace))
+        return resolve(location, base=base, cache=cache, platform=platform)
     if "://" in uri:
         return _download(uri, cache)
     path = Path(uri).expanduser()
