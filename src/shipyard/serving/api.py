@@ -85,6 +85,15 @@ def _validate_isvc(obj: Obj) -> None:
                 "spec.predictor.model.storageUri is required (a path, file://, models:/ or s3://)",
                 field="spec.predictor.model.storageUri",
             )
+    transformer = obj["spec"].get("transformer")
+    if transformer is not None:
+        containers = transformer.get("containers") or []
+        if not containers or not containers[0].get("command"):
+            raise Invalid(
+                "spec.transformer.containers[0].command is required (e.g. [python, "
+                "transformer.py]): the transformer runs as its own container",
+                field="spec.transformer.containers",
+            )
     lo, hi = pred.get("minReplicas"), pred.get("maxReplicas")
     if lo is not None and hi and lo > hi:
         raise Invalid(

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 REV_LABEL = "serving.kserve.io/revision"
+COMPONENT_LABEL = "component"  # as KServe labels its Pods: predictor | transformer
 PORT_ANNOTATION = "serving.shipyard.dev/port"
 WARM_ANNOTATION = "shipyard.dev/warm"
 CONTAINER = "kserve-container"
@@ -54,6 +55,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _component(pod: Obj) -> str:
+    return str((pod["metadata"].get("labels") or {}).get(COMPONENT_LABEL) or "predictor")
 
 
 def _phase(pod: Obj) -> str:
@@ -91,24 +96,74 @@ class InferenceServiceController(Controller):
         except NotFound as exc:  # a models:/ URI naming no version (yet): look again
             self._invalid(isvc, status, exc.message)
             return 2.0
+        try:
+            tserver = self._transformer_config(isvc)
+        except Invalid as exc:
+            self._invalid(isvc, status, exc.message)
+            return None
         latest = self._revision_for(name, revisions, server)
-        pods = self._pods(namespace, name)
+        all_pods = self._pods(namespace, name)
+        pods = [p for p in all_pods if _component(p) == "predictor"]
         endpoints = self._observe(isvc, revisions, pods)
         pred = status.setdefault("components", {}).setdefault("predictor", {})
         traffic = self._traffic(isvc, revisions, latest, pred)
         desired = self._desired(isvc, revisions, latest, traffic)
         pending = self._scale(isvc, revisions, pods, desired)
-        self.gateway.set_route(
-            namespace,
-            name,
-            [(r, p) for r, p in traffic.items()],
-            endpoints,
-            timeout=float(isvc["spec"]["predictor"].get("timeout") or 60),
-        )
-        self._write_status(isvc, status, latest, traffic)
+        route = ([(r, p) for r, p in traffic.items()], endpoints)
+        timeout = float(isvc["spec"]["predictor"].get("timeout") or 60)
+        # The predictor is always reachable as NAME-predictor (what a transformer calls).
+        self.gateway.set_route(namespace, f"{name}-predictor", *route, timeout, owner=name)
+        tpods = [p for p in all_pods if _component(p) == "transformer"]
+        tready = None
+        if tserver is None:
+            status.pop("transformerRevisions", None)
+            status["components"].pop("transformer", None)
+            for pod in tpods:
+                self._delete(pod)
+        else:
+            tready, tpending, route = self._transformer(isvc, status, tserver, tpods)
+            pending = pending or tpending
+            timeout = float(isvc["spec"]["transformer"].get("timeout") or timeout)
+        self.gateway.set_route(namespace, name, *route, timeout, owner=name)
+        self._write_status(isvc, status, latest, traffic, tready)
         if pending:
             return 0.05
         return 0.5 if any(traffic.values()) else 2.0
+
+    def _transformer(
+        self, isvc: Obj, status: Obj, server: Obj, pods: list[Obj]
+    ) -> tuple[bool, bool, tuple[list[tuple[str, int]], dict[str, list[tuple[str, str]]]]]:
+        """Reconcile the transformer's revisions and replicas, as the predictor's:
+        (serving, pending, its route)."""
+        comp = isvc["spec"]["transformer"]
+        revisions: dict[str, Obj] = status.setdefault("transformerRevisions", {})
+        latest = self._revision_for(isvc["metadata"]["name"], revisions, server, "transformer")
+        endpoints = self._observe(isvc, revisions, pods)
+        tstatus = status["components"].setdefault("transformer", {})
+        traffic = self._traffic(isvc, revisions, latest, tstatus, comp)
+        desired = self._desired(isvc, revisions, latest, traffic, comp)
+        pending = self._scale(isvc, revisions, pods, desired)
+        keep = {latest, tstatus.get("latestRolledoutRevision")}
+        for rev in [r for r in revisions if r not in keep and r not in traffic]:
+            del revisions[rev]
+        ready = [r for r, rec in revisions.items() if rec.get("ready") and not rec.get("failed")]
+        tstatus["latestCreatedRevision"] = latest
+        if ready:
+            tstatus["latestReadyRevision"] = max(ready)
+        tstatus["traffic"] = [
+            {"revisionName": r, "percent": p, "latestRevision": r == latest}
+            for r, p in traffic.items()
+        ]
+        serving = any(revisions.get(r, {}).get("ready") for r, p in traffic.items() if p > 0)
+        failed = revisions[latest].get("failed")
+        set_condition(
+            status,
+            "TransformerReady",
+            serving,
+            "" if serving else ("RevisionFailed" if failed else "NoReadyRevision"),
+            f"revision {latest}: {failed}" if failed else "",
+        )
+        return serving, pending, ([(r, p) for r, p in traffic.items()], endpoints)
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -171,14 +226,42 @@ class InferenceServiceController(Controller):
             )
         return str(sorted(candidates)[-1][1])
 
+    def _transformer_config(self, isvc: Obj) -> Obj | None:
+        """What the transformer's replicas run: KServe's transformer container (its command,
+        with KServe's arguments appended when a replica is created)."""
+        spec = isvc["spec"].get("transformer")
+        if not spec:
+            return None
+        containers = spec.get("containers") or []
+        if not containers or not containers[0].get("command"):
+            raise Invalid(
+                "spec.transformer.containers[0].command is required locally "
+                "(e.g. [python, transformer.py])",
+                field="spec.transformer.containers",
+            )
+        c = containers[0]
+        keep = ("image", "command", "args", "env", "resources", "workingDir")
+        ns = isvc["metadata"].get("namespace") or "default"
+        base = self.platform.url or (
+            f"http://{self.platform.settings.host}:{self.platform.settings.port}"
+        )
+        host = base.removeprefix("http://").removeprefix("https://")
+        return {
+            "component": "transformer",
+            "container": {k: c[k] for k in keep if c.get(k) is not None},
+            "predictorHost": f"{host}/serving/{ns}/{isvc['metadata']['name']}-predictor",
+        }
+
     @staticmethod
-    def _revision_for(name: str, revisions: dict[str, Obj], server: Obj) -> str:
+    def _revision_for(
+        name: str, revisions: dict[str, Obj], server: Obj, component: str = "predictor"
+    ) -> str:
         digest = hashlib.sha256(json.dumps(server, sort_keys=True).encode()).hexdigest()[:12]
         for rev, rec in revisions.items():
             if rec.get("hash") == digest:
                 return rev
         n = 1 + max((int(r.rsplit("-", 1)[1]) for r in revisions), default=0)
-        rev = f"{name}-predictor-{n:05d}"
+        rev = f"{name}-{component}-{n:05d}"
         revisions[rev] = {"hash": digest, "server": server}
         return rev
 
@@ -239,13 +322,13 @@ class InferenceServiceController(Controller):
     # -- traffic and scale --------------------------------------------------------------------
 
     def _traffic(
-        self, isvc: Obj, revisions: dict[str, Obj], latest: str, pred: Obj
+        self, isvc: Obj, revisions: dict[str, Obj], latest: str, pred: Obj, comp: Obj | None = None
     ) -> dict[str, int]:
         rolled = pred.get("latestRolledoutRevision")
         if rolled not in revisions:
             rolled = None
         rec = revisions[latest]
-        canary = isvc["spec"]["predictor"].get("canaryTrafficPercent")
+        canary = (comp or isvc["spec"]["predictor"]).get("canaryTrafficPercent")
         if rolled is None or rolled == latest:
             if rec.get("ready"):
                 pred["latestRolledoutRevision"] = latest
@@ -259,10 +342,15 @@ class InferenceServiceController(Controller):
         return {rolled: 100 - int(canary), latest: int(canary)}
 
     def _desired(
-        self, isvc: Obj, revisions: dict[str, Obj], latest: str, traffic: dict[str, int]
+        self,
+        isvc: Obj,
+        revisions: dict[str, Obj],
+        latest: str,
+        traffic: dict[str, int],
+        comp: Obj | None = None,
     ) -> dict[str, int]:
         md = isvc["metadata"]
-        comp = isvc["spec"]["predictor"]
+        comp = comp or isvc["spec"]["predictor"]
         window = parse_seconds((md.get("annotations") or {}).get(WINDOW_ANNOTATION), 30.0)
         ns, name = md.get("namespace", ""), md["name"]
         out = {}
@@ -314,6 +402,9 @@ class InferenceServiceController(Controller):
         md = isvc["metadata"]
         ns, name = md.get("namespace", ""), md["name"]
         port = _free_port()
+        if server.get("component") == "transformer":
+            self._create_pod(isvc, rev, port, self._transformer_container(isvc, server, port))
+            return
         args = ["--model", f"{name}:{server['format']}:{server['path']}", "--http-port", str(port)]
         if server.get("batcher"):
             b = server["batcher"]
@@ -336,14 +427,42 @@ class InferenceServiceController(Controller):
             container["resources"] = server["resources"]
         if server.get("env"):
             container["env"] = server["env"]
-        annotations = {
-            PORT_ANNOTATION: str(port),
-            WARM_ANNOTATION: BUILTIN_RUNTIMES.get(server["runtime"], {}).get("warm", "numpy")
-            + ",shipyard.serving.server",
-        }
+        warm = BUILTIN_RUNTIMES.get(server["runtime"], {}).get("warm", "numpy")
+        self._create_pod(isvc, rev, port, container, warm + ",shipyard.serving.server")
+
+    @staticmethod
+    def _transformer_container(isvc: Obj, server: Obj, port: int) -> Obj:
+        """The user's transformer container with KServe's arguments appended."""
+        c = copy.deepcopy(server["container"])
+        c["name"] = CONTAINER
+        c.setdefault("image", "shipyard/transformer")
+        c["args"] = [
+            *(c.get("args") or []),
+            "--model_name",
+            isvc["metadata"]["name"],
+            "--predictor_host",
+            server["predictorHost"],
+            "--http_port",
+            str(port),
+        ]
+        c["ports"] = [{"containerPort": port, "name": "http"}]
+        return dict(c)
+
+    def _create_pod(
+        self,
+        isvc: Obj,
+        rev: str,
+        port: int,
+        container: Obj,
+        warm: str = "numpy,shipyard.serving.server,shipyard.serving.transformer",
+    ) -> None:
+        md = isvc["metadata"]
+        ns, name = md.get("namespace", ""), md["name"]
+        annotations = {PORT_ANNOTATION: str(port), WARM_ANNOTATION: warm}
         src = (md.get("annotations") or {}).get("shipyard.dev/source-dir")
         if src:
             annotations["shipyard.dev/source-dir"] = src
+        component = "transformer" if "-transformer-" in rev else "predictor"
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -356,6 +475,7 @@ class InferenceServiceController(Controller):
                     "shipyard.dev/kind": "InferenceService",
                     ISVC_LABEL: name,
                     REV_LABEL: rev,
+                    COMPONENT_LABEL: component,
                 },
                 "annotations": annotations,
                 "ownerReferences": [owner_ref(isvc)],
@@ -380,7 +500,14 @@ class InferenceServiceController(Controller):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _write_status(self, isvc: Obj, status: Obj, latest: str, traffic: dict[str, int]) -> None:
+    def _write_status(
+        self,
+        isvc: Obj,
+        status: Obj,
+        latest: str,
+        traffic: dict[str, int],
+        transformer_ready: bool | None = None,
+    ) -> None:
         md = isvc["metadata"]
         ns, name = md.get("namespace", ""), md["name"]
         revisions = status["revisions"]
@@ -433,6 +560,12 @@ class InferenceServiceController(Controller):
             set_condition(status, "LatestDeploymentReady", bool(done), "" if done else "Loading")
         set_condition(status, "PredictorReady", serving, "" if serving else "NoReadyRevision")
         set_condition(status, "IngressReady", True)
+        if transformer_ready is None:
+            status["conditions"] = [
+                c for c in status.get("conditions") or [] if c.get("type") != "TransformerReady"
+            ]
+        elif not transformer_ready:
+            serving = False
         set_condition(status, "Ready", serving, "" if serving else "NoReadyRevision")
         if status != (isvc.get("status") or {}):
             with contextlib.suppress(NotFound):

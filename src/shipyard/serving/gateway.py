@@ -72,6 +72,7 @@ class Route:
     replicas: dict[str, list[Replica]]
     timeout: float = HOLD_TIMEOUT
     weights: dict[str, int] = field(default_factory=dict)
+    owner: str = ""  # the InferenceService (a route may be one of its components)
 
     def pick_revision(self) -> str | None:
         """Smooth weighted round robin over revisions with a share of traffic."""
@@ -115,8 +116,11 @@ class Gateway:
         traffic: list[tuple[str, int]],
         endpoints: dict[str, list[tuple[str, str]]],
         timeout: float = HOLD_TIMEOUT,
+        owner: str | None = None,
     ) -> None:
-        """Publish the ready replicas (pod, url) per revision and the traffic split."""
+        """Publish the ready replicas (pod, url) per revision and the traffic split of the
+        route ``name``: an InferenceService, or one of its components (``NAME-predictor``
+        behind a transformer), whose ``owner`` is the InferenceService."""
         key = (namespace, name)
         with self._lock:
             replicas = {}
@@ -125,7 +129,7 @@ class Gateway:
                     self._replicas.setdefault(url, Replica(url, pod)) for pod, url in eps
                 ]
             old = self._routes.get(key)
-            route = Route(traffic, replicas, timeout)
+            route = Route(traffic, replicas, timeout, owner=owner or name)
             if old is not None and old.traffic == traffic:
                 route.weights = old.weights
             self._routes[key] = route
@@ -135,7 +139,12 @@ class Gateway:
             self._loop.call_soon_threadsafe(_wake_all, waiters)
 
     def remove(self, namespace: str, name: str) -> None:
+        """Forget the routes of an InferenceService (all its components)."""
         with self._lock:
+            for key in [
+                k for k, r in self._routes.items() if k[0] == namespace and r.owner == name
+            ]:
+                del self._routes[key]
             self._routes.pop((namespace, name), None)
             for k in [k for k in self._stats if k[:2] == (namespace, name)]:
                 del self._stats[k]
@@ -199,6 +208,7 @@ class Gateway:
             rev = route.pick_revision() if route is not None else None
             if route is None and not self._exists(namespace, name):
                 raise _GatewayError(404, f"inference service {namespace}/{name} not found")
+            owner = route.owner if route is not None else name
             if rev is not None and route is not None:
                 reps = route.replicas.get(rev)
                 if reps:
@@ -210,13 +220,13 @@ class Gateway:
                 raise _GatewayError(
                     503, f"inference service {namespace}/{name} has no ready replica yet"
                 )
-            st = self.stats(namespace, name, rev or "")
+            st = self.stats(namespace, owner, rev or "")
             st.waiting += 1
             st.last_request = time.monotonic()
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             with self._lock:
                 self._waiters.setdefault(key, []).append(fut)
-            self.platform.manager.enqueue(_ISVC_KEY, namespace, name)
+            self.platform.manager.enqueue(_ISVC_KEY, namespace, owner)
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(fut, min(remaining, 1.0))
@@ -241,7 +251,7 @@ class Gateway:
         method = scope["method"]
         for attempt in range(3):
             rev, rep, route = await self._replica(namespace, name, qs)
-            st = self.stats(namespace, name, rev)
+            st = self.stats(namespace, route.owner, rev)
             st.count += 1
             st.last_request = time.monotonic()
             st.change(1)
