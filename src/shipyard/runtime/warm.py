@@ -253,6 +253,14 @@ def _write_exit(path: str, code: int) -> None:
         os.replace(tmp, path)
 
 
+def _read_exit(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _child(conn: socket.socket, req: Obj, mains: _Mains) -> None:
     """In the forked child: wait for "go", become the container, never return."""
     code = 1
@@ -424,7 +432,8 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
                 _, status = os.waitpid(pid, 0)
                 code = os.waitstatus_to_exitcode(status)
                 code = 128 - code if code < 0 else code
-                _write_exit(exit_path, code)
+                if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
+                    _write_exit(exit_path, code)
                 with contextlib.suppress(OSError):
                     conn.sendall(struct.pack(">i", code))
                 conn.close()
