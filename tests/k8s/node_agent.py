@@ -207,8 +207,8 @@ class NodeAgent:
                 self.core.delete_namespaced_pod(
                     md["name"],
                     md["namespace"],
-                    grace_period_seconds=0,
-                    body=client.V1DeleteOptions(preconditions={"uid": md["uid"]}),
+                    # With a body, the API server reads the options from it, not the query.
+                    body={"gracePeriodSeconds": 0, "preconditions": {"uid": md["uid"]}},
                 )
 
     def _changed(self, namespace: str, name: str) -> None:

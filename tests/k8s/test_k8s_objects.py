@@ -239,7 +239,7 @@ def test_pod_keeps_scheduling_fields_and_gets_shipyard_labels() -> None:
         assert spec[key] == spec_in[key]
     assert spec["serviceAccountName"] == "trainer"
     main = spec["containers"][0]
-    assert main["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert main["resources"]["limits"]["nvidia.com/gpu"] == "2"  # quantities are strings
     assert spec["initContainers"][0]["image"] == "shipyard:0.1.0"  # defaulted
     env = {e["name"]: e for e in main["env"]}
     assert env["FROM_CM"]["valueFrom"] == {

@@ -163,6 +163,10 @@ def _container(
 ) -> Obj:
     out = copy.deepcopy(c)
     out["image"] = out.get("image") or image
+    resources = out.get("resources") or {}
+    for group in ("requests", "limits"):
+        if resources.get(group):  # quantities are strings on the wire ("2", not 2)
+            resources[group] = {k: str(v) for k, v in resources[group].items()}
     env: list[Obj] = []
     names = {e["name"] for e in out.get("env") or []}
     env += [e for e in platform_env if e["name"] not in names]

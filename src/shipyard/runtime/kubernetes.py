@@ -400,6 +400,12 @@ class KubernetesRuntime:
                     f"Kubernetes refused {objs.workload['kind']} "
                     f"{objs.workload['metadata']['name']}: {exc.status} {_reason(exc)}"
                 )
+        except ValueError as exc:  # the client's own model validation, before any request
+            with self._lock:
+                self._errors[uid] = (
+                    f"invalid {objs.workload['kind']} {objs.workload['metadata']['name']}: "
+                    + str(exc).replace("\n", " ")
+                )
         self._notify_uid(uid)
 
     def _create(self, objs: ko.Objects) -> None:
@@ -522,8 +528,13 @@ class KubernetesRuntime:
             return uid not in self._pods and uid not in self._serving_pods
 
     def forget(self, pod: Obj) -> None:
+        """Drop a stopped Pod. A finished Pod that was not deleted stays known: its
+        Kubernetes Pod holds its logs, and deleting the Shipyard Pod must delete it."""
         uid = pod["metadata"]["uid"]
         with self._lock:
+            exists = uid in self._pods or uid in self._serving_pods
+            if exists and uid not in self._stopping and uid not in self._errors:
+                return
             self._known.pop(uid, None)
             self._errors.pop(uid, None)
             self._stopping.discard(uid)
