@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import os
 import signal
@@ -401,6 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         print(f"model server: failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
+    # The model and the imports live as long as the process: keep them out of the cyclic
+    # collector's full passes, which otherwise stall requests in flight.
+    gc.freeze()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.http_port))

@@ -25,6 +25,7 @@ its canary split, autoscaling and scale-from-zero apply.
 from __future__ import annotations
 
 import argparse
+import gc
 import socket
 import sys
 from typing import Any
@@ -116,6 +117,7 @@ def serve(cls: type[Transformer], argv: list[str] | None = None) -> None:
         print(f"model server: failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(1)
     app = ModelServer([model])
+    gc.freeze()  # as the model server: long-lived objects out of full collections
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.http_port))
