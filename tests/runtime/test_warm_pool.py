@@ -246,3 +246,31 @@ def test_a_preloaded_module_runs_as_main_as_in_a_fresh_interpreter(
         assert r.warm.zygote_pids()
     finally:
         r.shutdown(grace=2)
+
+
+def test_the_environment_is_exactly_the_containers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zygote's own environment does not leak into a container: variables it has that
+    the container's does not are gone, changed ones take the container's value."""
+    monkeypatch.setenv("SY_ZYGOTE_ONLY", "leak")
+    monkeypatch.setenv("SY_CHANGED", "zygote")
+    base = {"PATH": os.environ["PATH"], "SY_CHANGED": "runtime"}
+    r = LocalRuntime(tmp_path / "data", base_env=base)
+    try:
+        code = (
+            "import os; print(sorted((k, v) for k, v in os.environ.items() if k.startswith('SY_')))"
+        )
+        c = py(code, env=[{"name": "SY_POD", "value": "pod"}])
+        warm = warm_pod(dict(c))
+        cold = warm_pod(dict(c), **{"shipyard.dev/isolation": "process"})
+        for p in (warm, cold):
+            r.start(p, Assignment())
+        assert finished(r, warm)["phase"] == "Succeeded"
+        assert finished(r, cold)["phase"] == "Succeeded"
+        expected = "[('SY_CHANGED', 'runtime'), ('SY_POD', 'pod')]"
+        assert log_of(r, cold).strip() == expected
+        assert log_of(r, warm).strip() == expected
+        assert r.warm.zygote_pids()
+    finally:
+        r.shutdown(grace=2)

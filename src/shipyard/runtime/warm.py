@@ -292,8 +292,7 @@ def _run(req: Obj, mains: _Mains) -> int:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     env: dict[str, str] = req["env"]
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environ(env)
     if env.get("PYTHONUNBUFFERED"):
         with contextlib.suppress(Exception):
             sys.stdout.reconfigure(write_through=True)  # type: ignore[union-attr]
@@ -311,18 +310,19 @@ def _run(req: Obj, mains: _Mains) -> int:
     code = 0
     try:
         if argv[0] == "-m":
-            import warnings
-
-            # A preloaded module run as __main__ runs afresh, as `python -m` would; runpy's
-            # warning that it was imported already is about the zygote, not the container.
-            warnings.filterwarnings(
-                "ignore", message=".*found in sys.modules", category=RuntimeWarning
-            )
             sys.argv = [argv[1], *argv[2:]]
             sys.path[:0] = [os.getcwd(), *extra]
             if argv[1] in mains:
                 _run_main(*mains[argv[1]])
             else:
+                import warnings
+
+                # A preloaded module run as __main__ runs afresh, as `python -m` would;
+                # runpy's warning that it was imported already is about the zygote, not
+                # the container.
+                warnings.filterwarnings(
+                    "ignore", message=".*found in sys.modules", category=RuntimeWarning
+                )
                 runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         elif argv[0] == "-c":
             sys.argv = ["-c", *argv[2:]]
@@ -347,6 +347,17 @@ def _run(req: Obj, mains: _Mains) -> int:
         with contextlib.suppress(Exception):
             stream.flush()
     return code
+
+
+def _set_environ(env: dict[str, str]) -> None:
+    """Make ``os.environ`` exactly ``env``, changing only what differs from the zygote's
+    (clearing and refilling it touches, and so copies, many of the zygote's pages)."""
+    current = os.environ
+    for key in [k for k in current if k not in env]:
+        del current[key]
+    for key, value in env.items():
+        if current.get(key) != value:
+            current[key] = value
 
 
 def _run_main(spec: Any, code: Any) -> None:
