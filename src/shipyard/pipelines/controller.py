@@ -21,6 +21,7 @@ from typing import Any
 from shipyard.core.artifacts import ArtifactStore
 from shipyard.core.controller import Controller
 from shipyard.core.resource import Obj, now_iso, owner_ref, parse_time
+from shipyard.core.selectors import Requirement
 from shipyard.core.store import Event
 from shipyard.errors import AlreadyExists, NotFound
 from shipyard.pipelines.api import DONE, FINAL, PIPELINE_RUN, RUN_TERMINAL, resolve_parameters
@@ -48,6 +49,11 @@ class Unresolved(Exception):
 def slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     return s or "task"
+
+
+def task_label(instance: str) -> str:
+    """The value of a task's Pods' TASK_LABEL."""
+    return slug(instance)[:63].strip("-") or "task"
 
 
 def pod_name(run: str, instance: str, attempt: int) -> str:
@@ -297,10 +303,14 @@ class _Run:
     # -- observing finished Pods ----------------------------------------------------------------
 
     def observe(self) -> None:
-        for tid, t in self.states.items():
-            if t["state"] != "Running" or not t.get("pod"):
-                continue
-            pod = self.ctl.store.try_get(POD_KEY, self.ns, t["pod"])
+        running = {
+            t["pod"]: (tid, t)
+            for tid, t in self.states.items()
+            if t["state"] == "Running" and t.get("pod")
+        }
+        pods = self._pods(running)
+        for name, (tid, t) in running.items():
+            pod = pods.get(name)
             phase = ((pod or {}).get("status") or {}).get("phase")
             if pod is None:
                 self._failed(tid, t, "its Pod was deleted")
@@ -308,6 +318,25 @@ class _Run:
                 self._succeeded(tid, t)
             elif phase == "Failed":
                 self._failed(tid, t, self._error(tid, t, pod))
+
+    def _pods(self, running: dict[str, tuple[str, Obj]]) -> dict[str, Obj]:
+        """The Pods of the running tasks, by name: one query for all of them (by task label
+        and owner) rather than one each."""
+        if len(running) <= 1:
+            out: dict[str, Obj] = {}
+            for name in running:
+                pod = self.ctl.store.try_get(POD_KEY, self.ns, name)
+                if pod is not None:
+                    out[name] = pod
+            return out
+        labels = tuple(sorted({task_label(tid) for tid, _ in running.values()}))
+        items = self.ctl.store.list(
+            POD_KEY,
+            self.ns,
+            selector=[Requirement(TASK_LABEL, "in", labels)],
+            owner_uid=str(self.run["metadata"]["uid"]),
+        ).items
+        return {p["metadata"]["name"]: p for p in items if p["metadata"]["name"] in running}
 
     def _taskdir(self, tid: str, attempt: int) -> Path:
         uid = str(self.run["metadata"]["uid"])[:8]
@@ -727,7 +756,7 @@ class _Run:
                     "shipyard.dev/namespace": self.ns,
                     "shipyard.dev/owner": self.name,
                     "shipyard.dev/kind": "PipelineRun",
-                    TASK_LABEL: slug(tid)[:63].strip("-") or "task",
+                    TASK_LABEL: task_label(tid),
                 },
                 "annotations": annotations,
                 "ownerReferences": [owner_ref(self.run)],
