@@ -490,10 +490,18 @@ def test_adopt_finds_a_workload_an_earlier_control_plane_started(
     rt.start(pod, Assignment())
     other = make_runtime().begin()
     try:
-        assert not other.knows(pod)
         assert other.adopt(pod)
-        assert other.knows(pod)
-        assert not other.adopt(every_kind()[4])
+        assert other.knows(pod)  # its Kubernetes Pod is in the namespace
+        later = every_kind()[4]
+        assert not other.knows(later) and not other.adopt(later)
+        # A finished Pod from before the restart is still this runtime's to delete.
+        third = make_runtime().begin()
+        try:
+            assert third.knows(pod)
+            third.stop(pod, 0)
+            assert ("delete", f"Pod/{ko.object_name(pod)}") in fake.calls
+        finally:
+            third.shutdown()
     finally:
         other.shutdown()
 

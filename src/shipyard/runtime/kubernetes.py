@@ -377,7 +377,16 @@ class KubernetesRuntime:
         self._on_change = callback
 
     def knows(self, pod: Obj) -> bool:
-        return pod["metadata"]["uid"] in self._known
+        """Started or adopted here, or its workload is in the namespace (an earlier control
+        plane started it: it is this runtime's to report on and to delete)."""
+        uid = pod["metadata"]["uid"]
+        with self._lock:
+            if uid in self._known:
+                return True
+            if uid in self._pods or uid in self._serving_pods:
+                self._known[uid] = pod
+                return True
+        return False
 
     def start(self, pod: Obj, assignment: Assignment) -> None:
         uid = pod["metadata"]["uid"]
