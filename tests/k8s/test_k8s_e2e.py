@@ -4,7 +4,7 @@ Pods run by the test node agents (the one stand-in, for kubelets: ``node_agent.p
 
 The examples are applied as they are, with the CLI: a Pod, a 2-replica PyTorchJob (DDP over
 the master's headless Service name) and an InferenceService (a Deployment per replica,
-requests through the gateway).
+requests through the gateway), and the iris pipeline (each step a Kubernetes Pod).
 """
 
 from __future__ import annotations
@@ -120,3 +120,12 @@ def test_inference_service_replica_is_a_deployment(
         NAMESPACE, label_selector="shipyard.dev/kind=InferenceService,shipyard.dev/owner=iris"
     ).items
     assert deps and deps[0].spec.replicas == 1
+
+
+def test_pipeline_example(platform: Client, kube_cluster: Cluster) -> None:
+    cli(platform, "run", str(EXAMPLES / "pipelines" / "iris_train.py"), "--name", "iris", "--watch")
+    st = platform.get("pipelineruns", "iris")["status"]
+    assert st["phase"] == "Succeeded"
+    assert st["tasks"]["evaluate"]["outputs"]["Output"] >= 0.9
+    steps = k8s_pods(kube_cluster, "shipyard.dev/kind=PipelineRun,shipyard.dev/owner=iris")
+    assert len(steps) >= 2 and all(p.status.phase == "Succeeded" for p in steps)
