@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from shipyard.serving.upstream import UpstreamPool
 
 
-async def _server(close: bool) -> tuple[asyncio.Server, list[int], int]:
-    """A tiny HTTP/1.1 server counting the connections it accepts."""
+async def _server(
+    close: bool, silent_close: bool = False, mute: bool = False
+) -> tuple[asyncio.Server, list[int], int]:
+    """A tiny HTTP/1.1 server counting the connections it accepts; ``silent_close`` drops
+    each connection after one response without saying so, ``mute`` never answers."""
     accepted: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(1)
+        if mute:
+            await reader.read()
+            return
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
@@ -27,7 +35,7 @@ async def _server(close: bool) -> tuple[asyncio.Server, list[int], int]:
                 b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(body), extra, body)
             )
             await writer.drain()
-            if close:
+            if close or silent_close:
                 writer.close()
                 return
 
@@ -36,13 +44,15 @@ async def _server(close: bool) -> tuple[asyncio.Server, list[int], int]:
     return server, accepted, port
 
 
-def _run(close: bool, n: int) -> tuple[list[bytes], int]:
+def _run(close: bool, n: int, silent_close: bool = False) -> tuple[list[bytes], int]:
     async def go() -> tuple[list[bytes], int]:
-        server, accepted, port = await _server(close)
+        server, accepted, port = await _server(close, silent_close)
         pool = UpstreamPool(f"http://127.0.0.1:{port}", timeout=10)
         bodies = []
         try:
             for i in range(n):
+                if silent_close:
+                    await asyncio.sleep(0.05)  # let the close reach the pool's connection
                 status, _, body = await pool.request("POST", "/x", [], b"req-%d" % i)
                 assert status == 200
                 bodies.append(body)
@@ -64,3 +74,23 @@ def test_connection_close_is_honoured() -> None:
     bodies, connections = _run(close=True, n=3)
     assert bodies == [b"req-0", b"req-1", b"req-2"]
     assert connections == 3
+
+
+def test_a_connection_the_replica_dropped_is_replaced() -> None:
+    bodies, connections = _run(close=False, n=3, silent_close=True)
+    assert bodies == [b"req-0", b"req-1", b"req-2"]
+    assert connections == 3
+
+
+def test_a_replica_that_does_not_answer_times_out() -> None:
+    async def go() -> None:
+        server, _, port = await _server(close=False, mute=True)
+        pool = UpstreamPool(f"http://127.0.0.1:{port}", timeout=0.2)
+        try:
+            with pytest.raises(TimeoutError):
+                await pool.request("POST", "/x", [], b"hello")
+        finally:
+            pool.close()
+            server.close()
+
+    asyncio.run(go())
