@@ -14,11 +14,13 @@ to its exit file (the runtime's crash-safety record), kill by process group.
 Protocol (one Unix stream connection per container, lean on purpose):
 
 1. runtime → zygote: 4-byte big-endian length + JSON ``{argv, env, cwd, log, exit}``;
-2. zygote forks; zygote → runtime: the child's pid (8 bytes), or nothing if it could not;
-3. runtime → child (which inherited the connection): one byte "go", sent once the runtime
-   holds what it needs to watch the child, so the child cannot exit unobserved;
-4. zygote → runtime, when the child has been reaped and its exit file written: the exit
-   code (4 bytes) then EOF. The runtime watches the connection like a pidfd.
+2. zygote forks; zygote → runtime: the child's pid and its start time in clock ticks (8 bytes
+   each), or nothing if it could not. The child starts at once: the zygote reaps it only
+   after replying, so until then even a child that already ended is a zombie whose pid
+   and start time are still its own;
+3. zygote → runtime, when the child has been reaped and its exit file written: the exit
+   code (4 bytes) then EOF. The runtime watches the connection like a pidfd, so a child
+   that ends before the runtime registers it is still observed.
 
 The zygote reads its standard input only to learn that the control plane is gone: it then
 stops accepting, lets its running children finish (writing their exit files so a restarted
@@ -218,13 +220,11 @@ def _request(address: str, request: bytes) -> tuple[int, int, int] | None:
     try:
         sock.connect(address)
         sock.sendall(struct.pack(">I", len(request)) + request)
-        data = _recv_exact(sock, 8)
+        data = _recv_exact(sock, 16)
         if data is None:
             sock.close()
             return None
-        pid = struct.unpack(">q", data)[0]
-        ticks = _start_ticks(pid)  # the child waits for "go": it is alive here
-        sock.sendall(b"g")
+        pid, ticks = struct.unpack(">qq", data)
     except OSError:
         sock.close()
         return None
@@ -262,11 +262,10 @@ def _read_exit(path: str) -> int | None:
 
 
 def _child(conn: socket.socket, req: Obj, mains: _Mains) -> None:
-    """In the forked child: wait for "go", become the container, never return."""
+    """In the forked child: become the container, never return."""
     code = 1
     try:
         os.setsid()
-        conn.recv(1)  # "go" (or EOF if the runtime vanished: run anyway)
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -474,7 +473,7 @@ def _serve(conn: socket.socket, sel: Any, children: _Children, mains: _Mains) ->
     children[pidfd] = (pid, conn, req["exit"])
     sel.register(pidfd, 1, "child")
     with contextlib.suppress(OSError):
-        conn.sendall(struct.pack(">q", pid))
+        conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
 
 
 if __name__ == "__main__":
