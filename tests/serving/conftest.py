@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,12 @@ def start_server(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], s
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("model server did not become ready")
+
+
+@pytest.fixture
+def launch_server() -> Callable[[list[str], Path], tuple[subprocess.Popen[bytes], str]]:
+    """:func:`start_server` for tests (a conftest's functions are not importable)."""
+    return start_server
 
 
 @pytest.fixture(scope="session")
