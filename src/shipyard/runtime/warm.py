@@ -14,7 +14,9 @@ to its exit file (the runtime's crash-safety record), kill by process group.
 Protocol (one Unix stream connection per container, lean on purpose):
 
 1. runtime → zygote: 4-byte big-endian length + JSON ``{argv, env, cwd, log, exit}``;
-2. zygote forks; zygote → runtime: the child's pid and its start time in clock ticks (8 bytes
+2. the zygote hands the request, with the connection, to its spare (a child it forked ahead
+   of time, waiting on a socket pair; then it forks the next spare) or forks a child;
+   zygote → runtime: the child's pid and its start time in clock ticks (8 bytes
    each), or nothing if it could not. The child starts at once: the zygote reaps it only
    after replying, so until then even a child that already ended is a zombie whose pid
    and start time are still its own;
@@ -421,59 +423,137 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
-    children: _Children = {}
+    server = _Server(sel, mains)
     accepting = True
-    while accepting or children:
+    while accepting or server.children:
         for key, _ in sel.select():
             if key.data == "accept":
                 conn, _ = listener.accept()
-                _serve(conn, sel, children, mains)
+                server.serve(conn)
             elif key.data == "parent":
                 if not os.read(sys.stdin.fileno(), 4096):
                     sel.unregister(key.fd)
                     sel.unregister(listener)
                     listener.close()
+                    server.close_spare()
                     accepting = False
             else:
-                pidfd = int(key.fd)
-                pid, conn, exit_path = children.pop(pidfd)
-                sel.unregister(pidfd)
-                os.close(pidfd)
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                code = 128 - code if code < 0 else code
-                if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
-                    _write_exit(exit_path, code)
-                with contextlib.suppress(OSError):
-                    conn.sendall(struct.pack(">i", code))
-                conn.close()
+                server.reap(int(key.fd))
 
 
 _Children = dict[int, tuple[int, socket.socket, str]]  # pidfd -> (pid, conn, exit path)
 
 
-def _serve(conn: socket.socket, sel: Any, children: _Children, mains: _Mains) -> None:
-    try:
-        head = _recv_exact(conn, 4)
-        body = _recv_exact(conn, struct.unpack(">I", head)[0]) if head else None
-        if body is None:
+class _Server:
+    """The zygote's children, and the spare: a child forked ahead of the next request and
+    waiting for it, so that a request does not wait for a fork."""
+
+    def __init__(self, sel: Any, mains: _Mains) -> None:
+        self.sel = sel
+        self.mains = mains
+        self.children: _Children = {}
+        self.spare: _Spare | None = _Spare.fork(mains)
+
+    def serve(self, conn: socket.socket) -> None:
+        try:
+            head = _recv_exact(conn, 4)
+            body = _recv_exact(conn, struct.unpack(">I", head)[0]) if head else None
+            if body is None:
+                conn.close()
+                return
+            req = json.loads(body)
+            spare, self.spare = self.spare, None
+            if spare is not None and spare.hand(body, conn):
+                pid = spare.pid
+            else:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+        except Exception:
+            log.exception("warm zygote: request failed")
             conn.close()
             return
-        req = json.loads(body)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-    except Exception:
-        log.exception("warm zygote: request failed")
+        if pid == 0:
+            _child(conn, req, self.mains)
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, conn, req["exit"])
+        self.sel.register(pidfd, 1, "child")
+        with contextlib.suppress(OSError):
+            conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
+        self.spare = _Spare.fork(self.mains)  # for the next request, off its path
+
+    def reap(self, pidfd: int) -> None:
+        pid, conn, exit_path = self.children.pop(pidfd)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
+            _write_exit(exit_path, code)
+        with contextlib.suppress(OSError):
+            conn.sendall(struct.pack(">i", code))
         conn.close()
-        return
-    if pid == 0:
-        _child(conn, req, mains)
-    pidfd = os.pidfd_open(pid)
-    children[pidfd] = (pid, conn, req["exit"])
-    sel.register(pidfd, 1, "child")
-    with contextlib.suppress(OSError):
-        conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
+
+    def close_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
+
+
+class _Spare:
+    """A forked child that waits, on its end of a socket pair, for a request and the
+    connection to answer on (passed as a file descriptor), then becomes that container."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+    @classmethod
+    def fork(cls, mains: _Mains) -> _Spare | None:
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+        except OSError:
+            log.exception("warm zygote: cannot fork a spare")
+            return None
+        if pid == 0:
+            _spare_main(theirs, mains)
+        theirs.close()
+        return cls(pid, ours)
+
+    def hand(self, body: bytes, conn: socket.socket) -> bool:
+        """Give the spare its request; False (and the spare is gone) if it could not take it."""
+        try:
+            socket.send_fds(self.sock, [body], [conn.fileno()])
+        except OSError:
+            self.close()
+            return False
+        self.sock.close()
+        return True
+
+    def close(self) -> None:
+        self.sock.close()  # the spare reads EOF and exits
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _spare_main(sock: socket.socket, mains: _Mains) -> None:
+    """In a spare: hold nothing of the zygote's (its listener, other containers'
+    connections), wait for a request, become its container; never return."""
+    keep = sock.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
+    try:
+        body, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
+    except OSError:
+        body, fds = b"", []
+    if not body or not fds:
+        os._exit(0)  # the zygote is stopping (or gone)
+    sock.close()
+    _child(socket.socket(fileno=fds[0]), json.loads(body), mains)
 
 
 if __name__ == "__main__":
