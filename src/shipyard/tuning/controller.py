@@ -102,7 +102,7 @@ class ExperimentController(Controller):
             if not self._restart(exp, status, finished):
                 self._kill_active(namespace, trials)
                 self._write(exp, old, status)
-            return None
+                return None
             # Written before new trials exist, so none of them sees a finished experiment.
             self._write(exp, old, status)
             old = copy.deepcopy(status)
