@@ -795,3 +795,32 @@ def test_events_say_whether_only_status_changed(store: Store) -> None:
         ("MODIFIED", False),
         ("DELETED", False),
     ]
+
+
+def test_gets_and_status_writes_address_exactly_one_object_in_one_store(
+    store: Store, tmp_path: Any
+) -> None:
+    """Reads and status writes by key (built once, with bound parameters) find the object
+    of that kind, namespace and name only, in the store they are called on; names that
+    look like SQL are plain values."""
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        odd = "x'; drop table resources; --"
+        for s in (store, other):
+            s.create(KIND, widget("w", "team-a"))
+            s.create(KIND, widget("w", "team-b"))
+            s.create(OTHER, widget("w", "team-a"))
+        store.create(KIND, widget(odd.replace("'", "").replace(";", "").replace(" ", "")))
+        store.update_status(KIND, "team-a", "w", {"phase": "Mine"})
+        other.update_status(KIND, "team-a", "w", {"phase": "Theirs"})
+        assert store.get(KIND, "team-a", "w")["status"] == {"phase": "Mine"}
+        assert other.get(KIND, "team-a", "w")["status"] == {"phase": "Theirs"}
+        for s in (store, other):
+            assert "status" not in s.get(KIND, "team-b", "w")
+            assert "status" not in s.get(OTHER, "team-a", "w")
+        assert store.try_get(KIND, "team-a", odd) is None
+        with pytest.raises(NotFound):
+            store.update_status(KIND, "team-a", odd, {"phase": "X"})
+        assert store.count(KIND) == 3
+    finally:
+        other.close()

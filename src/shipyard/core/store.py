@@ -69,6 +69,26 @@ events_t = sa.Table(
 )
 meta_t = sa.Table("store_meta", _md, sa.Column("key", sa.String), sa.Column("value", sa.String))
 
+# The hottest statements, built once: building a statement costs more than running it
+# (~65 of the ~95 microseconds of a get by key on SQLite).
+_KEY = (
+    resources.c.kind == sa.bindparam("k_kind"),
+    resources.c.namespace == sa.bindparam("k_namespace"),
+    resources.c.name == sa.bindparam("k_name"),
+)
+_SELECT_DATA = sa.select(resources.c.data).where(*_KEY)
+_SELECT_ID_DATA = sa.select(resources.c.id, resources.c.data).where(*_KEY)
+_UPDATE_ROW = (
+    resources.update()
+    .where(resources.c.id == sa.bindparam("k_id"))
+    .values(rv=sa.bindparam("v_rv"), phase=sa.bindparam("v_phase"), data=sa.bindparam("v_data"))
+)
+_INSERT_EVENT = events_t.insert()
+
+
+def _key(kind: str, namespace: str, name: str) -> dict[str, str]:
+    return {"k_kind": kind, "k_namespace": namespace, "k_name": name}
+
 
 @dataclass(frozen=True)
 class Event:
@@ -313,11 +333,8 @@ class Store:
         return obj
 
     def try_get(self, kind: str, namespace: str, name: str) -> Obj | None:
-        q = sa.select(resources.c.data).where(
-            resources.c.kind == kind, resources.c.namespace == namespace, resources.c.name == name
-        )
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(_SELECT_DATA, _key(kind, namespace, name)).first()
         return _loads(row[0]) if row else None
 
     def get_by_uid(self, uid: str) -> tuple[str, Obj] | None:
@@ -456,14 +473,15 @@ class Store:
         rv = int(obj["metadata"]["resourceVersion"])
         data = data if data is not None else _dumps(obj)
         conn.execute(
-            events_t.insert().values(
-                rv=rv,
-                kind=kind,
-                namespace=obj["metadata"].get("namespace") or "",
-                name=obj["metadata"]["name"],
-                type=etype,
-                data=data,
-            )
+            _INSERT_EVENT,
+            {
+                "rv": rv,
+                "kind": kind,
+                "namespace": obj["metadata"].get("namespace") or "",
+                "name": obj["metadata"]["name"],
+                "type": etype,
+                "data": data,
+            },
         )
         # A copy: the caller keeps (and may change) ``obj``; watchers get what was written.
         events.append(Event(etype, kind, orjson.loads(data), rv, status_only))
@@ -520,11 +538,7 @@ class Store:
         return obj
 
     def _current(self, conn: Connection, kind: str, ns: str, name: str) -> tuple[int, Obj]:
-        row = conn.execute(
-            sa.select(resources.c.id, resources.c.data).where(
-                resources.c.kind == kind, resources.c.namespace == ns, resources.c.name == name
-            )
-        ).first()
+        row = conn.execute(_SELECT_ID_DATA, _key(kind, ns, name)).first()
         if row is None:
             where = f" in namespace {ns!r}" if ns else ""
             raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
@@ -557,13 +571,13 @@ class Store:
             return obj
         data = _dumps(obj)
         conn.execute(
-            resources.update()
-            .where(resources.c.id == rid)
-            .values(
-                rv=int(md["resourceVersion"]),
-                phase=(obj.get("status") or {}).get("phase"),
-                data=data,
-            )
+            _UPDATE_ROW,
+            {
+                "k_id": rid,
+                "v_rv": int(md["resourceVersion"]),
+                "v_phase": (obj.get("status") or {}).get("phase"),
+                "v_data": data,
+            },
         )
         if index:
             self._write_index(conn, rid, obj, replace=True)
