@@ -49,7 +49,9 @@ class Platform:
         self.registry = KindRegistry()
         self.service = Service(self.store, self.registry)
         self.metrics = Metrics()
-        self.manager = Manager(self.store, self.metrics, resync_period=s.resync_period)
+        self.manager = Manager(
+            self.store, self.metrics, resync_period=s.resync_period, registry=self.registry
+        )
         capacity = detect_capacity(s.cpu, s.memory, s.gpus)
         self.scheduler = Scheduler(capacity)
         if runtime is None and s.runtime == "kubernetes":

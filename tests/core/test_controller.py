@@ -14,6 +14,7 @@ import pytest
 
 from shipyard.core.controller import Controller, Manager, WorkQueue
 from shipyard.core.metrics import Metrics
+from shipyard.core.resource import KindInfo, KindRegistry
 from shipyard.core.store import Event, Store
 
 Key = tuple[str, str]
@@ -263,3 +264,44 @@ def test_manager_enqueue_after(manager: Manager) -> None:
     manager.enqueue("Thing", "ns", "direct", after=0.01)
     wait_until(lambda: rec.count(("ns", "direct")) == 1, what="enqueue")
     wait_until(manager.idle, what="an idle manager")
+
+
+def test_children_owned_through_a_kind_alias_wake_the_owner(store: Store) -> None:
+    """An ownerReference in a kind's alias group (Katib's kubeflow.org/v1beta1 for
+    shipyard.dev's Experiment) wakes the kind's controller; other groups do not."""
+    registry = KindRegistry()
+    registry.add(
+        KindInfo(
+            group="shipyard.dev",
+            version="v1",
+            kind="Gadget",
+            plural="gadgets",
+            aliases=(("kubeflow.org", "v1beta1"),),
+        )
+    )
+    manager = Manager(store, Metrics(), resync_period=3600, registry=registry)
+    rec = Recorder()
+    rec.kind = "shipyard.dev/Gadget"
+    rec.owns = ("Child",)
+    manager.add(rec)
+    manager.start()
+    try:
+        for group, name in (("kubeflow.org/v1beta1", "via-alias"), ("other.io/v1", "stranger")):
+            child = thing(
+                f"kid-{name}",
+                ownerReferences=[
+                    {
+                        "apiVersion": group,
+                        "kind": "Gadget",
+                        "name": name,
+                        "uid": name,
+                        "controller": True,
+                    }
+                ],
+            )
+            child["kind"] = "Child"
+            store.create("Child", child)
+        wait_until(lambda: rec.count(("default", "via-alias")) >= 1, what="alias owner wake-up")
+        assert rec.count(("default", "stranger")) == 0
+    finally:
+        manager.stop()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from shipyard.core.metrics import Metrics
+from shipyard.core.resource import KindRegistry
 from shipyard.core.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,12 @@ class Manager:
         *,
         resync_period: float = 30.0,
         backoff: tuple[float, float] = (0.05, 30.0),
+        registry: KindRegistry | None = None,
     ) -> None:
         self.store = store
+        # With a registry, ownerReferences written in a kind's alias group (Katib's
+        # kubeflow.org/v1beta1 Experiment for shipyard.dev's) wake its controller too.
+        self.registry = registry
         self.metrics = metrics
         self.resync_period = resync_period
         self.backoff = backoff
@@ -166,7 +171,7 @@ class Manager:
         self._unsubscribe: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._resync_thread: threading.Thread | None = None
-        self._kind_names: dict[str, tuple[str, str]] = {}
+        self._kind_names: dict[str, tuple[set[str], str]] = {}
 
     def add(self, rec: Reconciler, *, owner_kind: tuple[str, str] | None = None) -> None:
         """Register a reconciler. ``owner_kind`` is its kind's (group, Kind) for matching
@@ -174,8 +179,8 @@ class Manager:
         runner = _Runner(rec, self.metrics, self.backoff)
         self._runners.append(runner)
         self._by_kind.setdefault(rec.kind, []).append(runner)
-        group, _, kind_name = rec.kind.rpartition("/")
-        self._kind_names[rec.kind] = owner_kind or (group, kind_name)
+        group, kind_name = owner_kind or rec.kind.rpartition("/")[::2]
+        self._kind_names[rec.kind] = ({group}, kind_name)
         for child in getattr(rec, "owns", ()):
             self._owned.setdefault(child, []).append(runner)
         for kind, mapper in getattr(rec, "maps", {}).items():
@@ -194,8 +199,8 @@ class Manager:
                     continue
                 group = ref.get("apiVersion", "").rpartition("/")[0]
                 for runner in owned:
-                    want_group, want_kind = self._kind_names[runner.rec.kind]
-                    if ref.get("kind") == want_kind and (group == want_group or not want_group):
+                    want_groups, want_kind = self._kind_names[runner.rec.kind]
+                    if ref.get("kind") == want_kind and (group in want_groups or "" in want_groups):
                         runner.queue.add((ev.namespace, ref["name"]))
         for runner, mapper in self._mapped.get(ev.kind, ()):
             try:
@@ -215,7 +220,18 @@ class Manager:
                 for runner in runners:
                     runner.queue.add(key)
 
+    def _add_alias_groups(self) -> None:
+        if self.registry is None:
+            return
+        for kind, (groups, _) in self._kind_names.items():
+            try:
+                info = self.registry.by_key(kind)
+            except KeyError:
+                continue
+            groups.update(g for g, _ in info.aliases)
+
     def start(self) -> None:
+        self._add_alias_groups()
         for runner in self._runners:
             setup = getattr(runner.rec, "setup", None)
             if setup is not None:
