@@ -432,8 +432,8 @@ class CoreClient:
         resource_version: str | int | None = None,
         timeout: float | None = None,
     ) -> Iterator[Obj]:
-        """Events ``{"type", "object"}`` as they happen. Stops after ``timeout`` seconds
-        without an event (None: never)."""
+        """Events ``{"type", "object"}`` as they happen, for ``timeout`` seconds in all
+        (None: until the server ends the stream)."""
         t = self.resource(kind)
         ns = None if all_namespaces else self._ns(t, namespace)
         params: dict[str, str] = {"watch": "true"}
@@ -443,13 +443,21 @@ class CoreClient:
             params["fieldSelector"] = f"metadata.name={name}"
         if resource_version is not None:
             params["resourceVersion"] = str(resource_version)
-        to = httpx.Timeout(10.0, read=timeout)
+        deadline = None
+        if timeout is not None:
+            # The server ends the stream then (Kubernetes' timeoutSeconds); heartbeats keep
+            # the connection busy, so a read timeout alone would never fire.
+            params["timeoutSeconds"] = f"{max(timeout, 0.001):.3f}"
+            deadline = time.monotonic() + timeout
+        to = httpx.Timeout(10.0, read=None if timeout is None else timeout + 10.0)
         try:
             with self._http.stream("GET", self._path(t, ns), params=params, timeout=to) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise errors.from_dict(resp.status_code, resp.json())
                 for line in resp.iter_lines():
+                    if deadline is not None and time.monotonic() > deadline:
+                        return
                     if line.startswith("data: "):
                         event = orjson.loads(line[6:])
                         if event.get("type") == "ERROR":
@@ -547,9 +555,7 @@ class CoreClient:
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as
 # ``run_pipeline``, ``train``, ``tune``) built on CoreClient's operations. Add it to the bases.
-class Client(
-    PipelinesMixin, TrainingMixin, TuningMixin, ServingMixin, RegistryMixin, CoreClient
-):
+class Client(PipelinesMixin, TrainingMixin, TuningMixin, ServingMixin, RegistryMixin, CoreClient):
     """``Client(url)`` talks to a running server; ``Client.embedded(dir)`` runs one here."""
 
 

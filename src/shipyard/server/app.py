@@ -106,7 +106,13 @@ class Api:
         phase, name = field_filters(request)
         if q.get("watch") in ("true", "1"):
             return watch_response(
-                self.platform.store, info, namespace, selector, q.get("resourceVersion"), name
+                self.platform.store,
+                info,
+                namespace,
+                selector,
+                q.get("resourceVersion"),
+                name,
+                q.get("timeoutSeconds"),
             )
         limit = q.get("limit")
         try:

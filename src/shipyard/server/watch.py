@@ -35,8 +35,16 @@ def watch_response(
     selector: str | None,
     since: str | None,
     name: str | None = None,
+    timeout_seconds: str | None = None,
 ) -> StreamingResponse:
+    """``timeout_seconds`` (Kubernetes' ``timeoutSeconds``) ends the stream after that long."""
     reqs = selectors.parse(selector)
+    try:
+        limit = float(timeout_seconds) if timeout_seconds else None
+    except ValueError:
+        raise BadRequest(
+            f"timeoutSeconds {timeout_seconds!r} is not a number", field="timeoutSeconds"
+        ) from None
     try:
         start = int(since) if since not in (None, "", "0") else None
     except ValueError:
@@ -45,7 +53,7 @@ def watch_response(
         ) from None
     ns = namespace if info.namespaced else None
     return StreamingResponse(
-        _stream(store, info.key, ns, reqs, start, name),
+        _stream(store, info.key, ns, reqs, start, name, limit),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -58,6 +66,7 @@ async def _stream(
     reqs: list[selectors.Requirement],
     start: int | None,
     name: str | None = None,
+    limit: float | None = None,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -95,10 +104,16 @@ async def _stream(
                 last = ev.rv
                 if selectors.matches(reqs, ev.obj):
                     yield _frame(ev.type, ev.obj, ev.rv)
+        deadline = None if limit is None else loop.time() + limit
         while True:
+            wait = HEARTBEAT if deadline is None else min(HEARTBEAT, deadline - loop.time())
+            if wait <= 0:
+                return
             try:
-                ev = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                ev = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
+                if deadline is not None and loop.time() >= deadline:
+                    return
                 yield b": heartbeat\n\n"
                 continue
             if ev.rv <= last:
