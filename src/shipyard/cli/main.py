@@ -106,6 +106,9 @@ def up(
     )
 
     def ready(platform: Any, url: str) -> None:
+        from shipyard.serving.prewarm import prewarm
+
+        prewarm(platform)  # model servers' imports start now, in their own process
         store_kind = "postgresql" if not platform.store.is_sqlite else "sqlite"
         output.out.print(
             f"Shipyard {__version__} is up at [bold]{url}[/bold] "

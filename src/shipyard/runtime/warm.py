@@ -195,6 +195,12 @@ class WarmPool:
             self._zygotes[mods] = z
             return z
 
+    def prestart(self, annotation: str) -> bool:
+        """Start the zygote a Pod annotated ``shipyard.dev/warm: <annotation>`` would use, now,
+        so the first such Pod does not wait for its imports. Returns False if closed."""
+        mods = warm_modules({"metadata": {"annotations": {WARM_ANNOTATION: annotation}}})
+        return mods is not None and self._zygote(mods) is not None
+
     def zygote_pids(self) -> list[int]:
         with self._lock:
             return [z.proc.pid for z in self._zygotes.values() if z.alive()]

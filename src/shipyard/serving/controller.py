@@ -40,6 +40,7 @@ from shipyard.serving.api import (
 )
 from shipyard.serving.autoscaler import WINDOW_ANNOTATION, Autoscaler, parse_seconds
 from shipyard.serving.gateway import Gateway
+from shipyard.serving.prewarm import warm_annotation
 
 log = logging.getLogger(__name__)
 
@@ -427,8 +428,7 @@ class InferenceServiceController(Controller):
             container["resources"] = server["resources"]
         if server.get("env"):
             container["env"] = server["env"]
-        warm = BUILTIN_RUNTIMES.get(server["runtime"], {}).get("warm", "numpy")
-        self._create_pod(isvc, rev, port, container, warm + ",shipyard.serving.server")
+        self._create_pod(isvc, rev, port, container, warm_annotation(server["runtime"]))
 
     @staticmethod
     def _transformer_container(isvc: Obj, server: Obj, port: int) -> Obj:
