@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: up install install-test test test-unit lint typecheck test-k8s bench clean
+.PHONY: up install install-examples install-test test test-unit lint typecheck test-k8s bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,12 +15,18 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
-# Install, build the dashboard (scripts/ui-build.sh: npm install + vite build), start the platform
-# on the embedded default (SQLite + local processes under ~/.shipyard) and apply everything
-# in examples/. Ctrl-C stops it and its Pods.
-up: install
+# Install (with the libraries the examples use), build the dashboard (scripts/ui-build.sh:
+# npm install + vite build), train the example iris models, start the platform on the embedded
+# default (SQLite + local processes under ~/.shipyard) and apply examples/ and
+# examples/showcase/ (a pipeline run, an experiment and a served model to follow in the
+# dashboard). Ctrl-C stops it and its Pods.
+up: install-examples
 	bash scripts/ui-build.sh
-	$(BIN)/shipyard up --host $(HOST) --port $(PORT) --apply examples/
+	@test -f examples/serving/models/iris-v1/model.joblib || $(BIN)/python examples/serving/train_iris.py
+	$(BIN)/shipyard up --host $(HOST) --port $(PORT) --apply examples/ --apply examples/showcase/
+
+install-examples: $(BIN)/python
+	$(BIN)/pip install -q -e '.[serving,pipelines,sklearn]'
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,torch]'
