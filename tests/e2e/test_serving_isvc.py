@@ -158,6 +158,42 @@ def test_canary_split_rollback_and_promote(client: Client, examples: Path) -> No
     eventually(lambda: all(v2 in p for p in replicas(client, "iris")), what="old replicas gone")
 
 
+def test_stats_endpoint_reports_rate_and_latency_per_revision(
+    client: Client, examples: Path
+) -> None:
+    client.apply(examples / "sklearn-iris.yaml")
+    client.wait_isvc_ready("iris", timeout=60)
+    v1 = predictor(client, "iris")["latestRolledoutRevision"]
+    url = client.get("isvc", "iris")["status"]["url"]
+    before = httpx.get(url + "/_stats").json()
+    assert before["requests"]["count"] == 0 and before["requests"]["rate"] == 0
+    client.apply(examples / "canary" / "iris-v2.yaml")
+    eventually(lambda: len(traffic(client, "iris")) == 2, what="the canary split")
+    v2 = predictor(client, "iris")["latestCreatedRevision"]
+    n = 40
+    seen = _split(url, n)
+    got = httpx.get(url + "/_stats", params={"window": 300})
+    assert got.status_code == 200, got.text
+    stats = got.json()
+    req = stats["requests"]
+    assert req["count"] == req["total"] == n and req["errors"] == 0
+    assert req["rate"] > 0 and 0 < req["latencyMs"]["p50"] <= req["latencyMs"]["p95"]
+    step = stats["series"]["stepSeconds"]
+    assert round(sum(p["rate"] * step for p in stats["series"]["points"])) == n
+    revs = {r["revision"]: r for r in stats["revisions"]}
+    assert {v1, v2} <= set(revs) and (revs[v1]["percent"], revs[v2]["percent"]) == (80, 20)
+    for rev, count in seen.items():
+        assert revs[rev]["count"] == count and revs[rev]["rate"] > 0
+        assert revs[rev]["latencyMs"]["p95"] > 0 and revs[rev]["replicas"] >= 1
+    assert sum(r["count"] for r in revs.values()) == n
+    # The endpoint sits beside the model's paths, which still answer; bad input is a 4xx.
+    assert httpx.get(url + "/v2/models/iris").status_code == 200
+    assert httpx.get(url + "/_stats", params={"window": "x"}).status_code == 400
+    assert httpx.post(url + "/_stats").status_code == 405
+    nope = httpx.get(f"{client.url}/serving/default/nope/_stats")
+    assert nope.status_code == 404 and "nope" in nope.json()["error"]
+
+
 def test_failed_load_keeps_the_previous_revision_serving(
     client: Client, examples: Path, tmp_path: Path
 ) -> None:

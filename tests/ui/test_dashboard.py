@@ -159,6 +159,15 @@ def test_model_alias_lineage_and_served_prediction(platform_client: Client, page
     expect(page.locator("#infer-output")).to_contain_text("HTTP 200")
     shown = page.locator("#infer-output td.prediction").first.inner_text()
     assert json.loads(shown) == direct["outputs"][0]["data"]
+    # Request rate and latency: the panel (polled from the gateway's _stats) counts them.
+    panel = page.locator("#requests")
+    nonzero = re.compile(r"[1-9]")
+    for stat in ("#req-count", "#req-rate", "#req-p50", "#req-p95"):
+        expect(panel.locator(stat)).to_have_text(nonzero)
+    expect(panel.locator("table.revision-stats tbody tr").first.locator("td.count")).to_have_text(
+        nonzero
+    )
+    expect(page.locator("#requests-chart svg")).to_contain_text("req/s")
     shot(page, "inference-service-page")
 
 

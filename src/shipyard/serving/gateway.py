@@ -9,7 +9,10 @@ header ``{name}.{namespace}.…``) goes to a ready replica of the InferenceServi
 - a revision with no ready replica (scaled to zero, or still starting) holds the request,
   wakes the controller and forwards it once a replica is ready — the first request after
   scale-from-zero succeeds (KServe #2882);
-- per-revision concurrency and request counts feed the autoscaler.
+- per-revision concurrency and request counts feed the autoscaler;
+- request rate and latency per service and per revision (:mod:`shipyard.serving.reqstats`)
+  are served as JSON at ``GET /serving/{namespace}/{name}/_stats?window=60`` (outside the
+  model's ``/v1`` and ``/v2`` paths), which the dashboard polls.
 
 The routing table is written by the controller (from its threads) with :meth:`set_route`;
 it holds only what the controller observed, and is rebuilt by reconciling after a restart.
@@ -24,9 +27,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
+from shipyard.serving.reqstats import SPAN, RequestWindow
 from shipyard.serving.upstream import UpstreamPool
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -53,6 +58,7 @@ class RevisionStats:
     count: int = 0
     last_t: float = field(default_factory=time.monotonic)
     last_request: float = 0.0
+    window: RequestWindow = field(default_factory=RequestWindow)  # rate and latency
 
     def change(self, delta: int) -> None:
         now = time.monotonic()
@@ -101,6 +107,7 @@ class Gateway:
         self.platform = platform
         self._routes: dict[tuple[str, str], Route] = {}
         self._stats: dict[tuple[str, str, str], RevisionStats] = {}
+        self._ingress: dict[tuple[str, str], RequestWindow] = {}  # per route, as called
         self._replicas: dict[str, Replica] = {}
         self._waiters: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
         self._lock = threading.Lock()
@@ -145,7 +152,9 @@ class Gateway:
                 k for k, r in self._routes.items() if k[0] == namespace and r.owner == name
             ]:
                 del self._routes[key]
+                self._ingress.pop(key, None)
             self._routes.pop((namespace, name), None)
+            self._ingress.pop((namespace, name), None)
             for k in [k for k in self._stats if k[:2] == (namespace, name)]:
                 del self._stats[k]
 
@@ -180,6 +189,9 @@ class Gateway:
             return
         namespace, name, rest = target
         try:
+            if rest == STATS_PATH:
+                await self._serve_stats(namespace, name, scope, send)
+                return
             await self._forward(namespace, name, rest, scope, receive, send)
         except _GatewayError as exc:
             headers = [(b"retry-after", b"1")] if exc.status == 503 else []
@@ -249,8 +261,14 @@ class Gateway:
         qs = scope.get("query_string", b"").decode()
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP]
         method = scope["method"]
+        t0 = time.monotonic()
         for attempt in range(3):
-            rev, rep, route = await self._replica(namespace, name, qs)
+            try:
+                rev, rep, route = await self._replica(namespace, name, qs)
+            except _GatewayError as exc:
+                if exc.status == 503:  # held until the deadline: the caller saw an error
+                    self._ingress_window(namespace, name).record(time.monotonic() - t0, True)
+                raise
             st = self.stats(namespace, route.owner, rev)
             st.count += 1
             st.last_request = time.monotonic()
@@ -262,18 +280,92 @@ class Gateway:
                 status, rheaders, rbody = await pool.request(method, path, headers, body)
             except Exception as exc:
                 if attempt == 2:
+                    took = time.monotonic() - t0
+                    st.window.record(took, True)
+                    self._ingress_window(namespace, name).record(took, True)
                     raise _GatewayError(503, f"replica {rep.pod} failed: {exc}") from None
                 self._drop(rep)
                 continue
             finally:
                 rep.inflight -= 1
                 st.change(-1)
+            took = time.monotonic() - t0
+            st.window.record(took, status >= 500)
+            self._ingress_window(namespace, name).record(took, status >= 500)
             out = [(k, v) for k, v in rheaders if k not in _HOP and k not in _DROP]
             out.append((b"x-shipyard-revision", rev.encode()))
             out.append((b"content-length", str(len(rbody)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": out})
             await send({"type": "http.response.body", "body": rbody})
             return
+
+    def _ingress_window(self, namespace: str, name: str) -> RequestWindow:
+        win = self._ingress.get((namespace, name))
+        if win is None:
+            win = self._ingress.setdefault((namespace, name), RequestWindow())
+        return win
+
+    # -- request rate and latency -------------------------------------------------------------
+
+    def report(self, namespace: str, name: str, window: int = 60, step: int = 5) -> dict[str, Any]:
+        """Request rate and latency of the InferenceService ``name`` over the last ``window``
+        seconds: the service as called (``requests``, and ``series``: points every ``step``
+        seconds over the last five minutes) and each revision it has (``revisions``: its
+        component, traffic percent, ready replicas, in-flight requests and the same figures).
+        """
+        now, wall = time.monotonic(), time.time()
+        routes = [
+            (k[1], r)
+            for k, r in list(self._routes.items())
+            if k[0] == namespace and (r.owner == name or k[1] == name)
+        ]
+        stats = {k[2]: st for k, st in list(self._stats.items()) if k[:2] == (namespace, name)}
+        revs: dict[str, dict[str, Any]] = {}
+        for _, route in routes:
+            for rev, pct in route.traffic:
+                revs.setdefault(rev, {})["percent"] = pct
+                revs[rev]["replicas"] = len(route.replicas.get(rev) or [])
+        out = []
+        for rev in sorted(set(revs) | {r for r in stats if r}):
+            st = stats.get(rev)
+            win = st.window if st is not None else RequestWindow()
+            out.append(
+                {
+                    "revision": rev,
+                    "component": "transformer" if "-transformer-" in rev else "predictor",
+                    "percent": revs.get(rev, {}).get("percent", 0),
+                    "replicas": revs.get(rev, {}).get("replicas", 0),
+                    "inflight": st.inflight if st is not None else 0,
+                    **win.summary(window, now),
+                }
+            )
+        ingress = self._ingress.get((namespace, name)) or RequestWindow()
+        return {
+            "namespace": namespace,
+            "name": name,
+            "windowSeconds": max(1, min(SPAN, window)),
+            "requests": ingress.summary(window, now),
+            "revisions": out,
+            "series": {"stepSeconds": step, "points": ingress.series(step, SPAN, now, wall)},
+        }
+
+    async def _serve_stats(
+        self, namespace: str, name: str, scope: dict[str, Any], send: Send
+    ) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise _GatewayError(405, f"{STATS_PATH} answers GET only")
+        query = parse_qs(scope.get("query_string", b"").decode())
+        try:
+            window = int((query.get("window") or ["60"])[0])
+            if not 1 <= window <= SPAN:
+                raise ValueError
+        except ValueError:
+            raise _GatewayError(
+                400, f"window: give whole seconds from 1 to {SPAN} (e.g. ?window=60)"
+            ) from None
+        if (namespace, name) not in self._routes and not self._exists(namespace, name):
+            raise _GatewayError(404, f"inference service {namespace}/{name} not found")
+        await _reply(send, 200, self.report(namespace, name, window))
 
     def _drop(self, rep: Replica) -> None:
         """A replica refused a connection: stop sending to it until the controller decides."""
@@ -291,6 +383,7 @@ class Gateway:
 
 
 _ISVC_KEY = "serving.kserve.io/InferenceService"
+STATS_PATH = "/_stats"
 
 
 class _GatewayError(Exception):

@@ -1,13 +1,18 @@
 // Inference services (KServe-shaped): the list, and a page with the traffic split per
-// revision, replicas, and a "try it" form that sends a V2 (Open Inference Protocol) request.
+// revision, replicas, request rate and latency (polled from the gateway's _stats endpoint,
+// with a chart of the last five minutes), and a "try it" form that sends a V2 (Open
+// Inference Protocol) request.
 
-import { get, kindFor, list, remove, watch } from "./api.js";
+import { api, get, kindFor, list, remove, watch } from "./api.js";
+import { chart, disposeAll } from "./charts.js";
 import { add, errorBox, fill, h, kv, pill, table, throttle } from "./dom.js";
 import { renderList } from "./list.js";
 
 const COLORS = ["#2458d6", "#1f9d55", "#c9822b", "#7a5cc9", "#d63c3c"];
 const OWNER_SELECTOR = (name) => `shipyard.dev/kind=InferenceService,shipyard.dev/owner=${name}`;
 const REV_LABEL = "serving.kserve.io/revision";
+const STATS_EVERY_MS = 3000;
+const STATS_WINDOW = 60; // seconds
 
 export function servicesList(root, { ns }) {
   root.append(h("h1", {}, "Inference services"));
@@ -40,6 +45,64 @@ async function templateRequest(ns, name) {
   return { inputs: [{ name: "input-0", shape: [1, 1], datatype: "FP64", data: [[0]] }] };
 }
 
+/** A rate or a latency for people: a few significant digits, never "0.00" for non-zero. */
+function fmtStat(v) {
+  const n = Number(v) || 0;
+  if (n === 0) return "0";
+  return n >= 100 ? n.toFixed(0) : n.toPrecision(n >= 1 ? 3 : 2);
+}
+
+function stat(id, label, unit) {
+  return h("div", { class: "stat" }, h("div", { class: "muted" }, label),
+    h("span", { class: "value", id }, "–"), unit ? h("span", { class: "muted" }, ` ${unit}`) : null);
+}
+
+/** The request-rate/latency panel: numbers, a per-revision table and a chart; `update(stats)`
+ * redraws it from the gateway's _stats answer. */
+function requestsPanel() {
+  const el = h("div", { class: "chart", id: "requests-chart" });
+  const revs = h("div");
+  const card = h("div", { class: "card", id: "requests" },
+    h("h2", {}, `Requests (last ${STATS_WINDOW} s)`),
+    h("div", { class: "stats" },
+      stat("req-rate", "request rate", "req/s"), stat("req-p50", "latency p50", "ms"),
+      stat("req-p95", "latency p95", "ms"), stat("req-count", "requests"), stat("req-errors", "errors (5xx)")),
+    revs, el);
+  function update(s) {
+    const r = s.requests;
+    for (const [id, v] of [["req-rate", r.rate], ["req-p50", r.latencyMs.p50], ["req-p95", r.latencyMs.p95]]) {
+      card.querySelector(`#${id}`).textContent = fmtStat(v);
+    }
+    card.querySelector("#req-count").textContent = String(r.count);
+    card.querySelector("#req-errors").textContent = String(r.errors);
+    fill(revs, table(["revision", "traffic", "ready replicas", "req/s", "p50 ms", "p95 ms", "requests"],
+      s.revisions.map((v) => h("tr", { "data-revision": v.revision },
+        h("td", {}, v.revision), h("td", {}, `${v.percent}%`), h("td", {}, String(v.replicas)),
+        h("td", { class: "rate" }, fmtStat(v.rate)), h("td", {}, fmtStat(v.latencyMs.p50)),
+        h("td", {}, fmtStat(v.latencyMs.p95)), h("td", { class: "count" }, String(v.count)))),
+    { class: "revision-stats" }));
+    const pts = s.series.points;
+    const at = (f) => pts.map((p) => [p.t * 1000, f(p)]);
+    chart(el, {
+      animation: false,
+      tooltip: { trigger: "axis" },
+      legend: { data: ["req/s", "p50 ms", "p95 ms"], top: 0, left: "center" },
+      grid: { left: 55, right: 60, top: 36, bottom: 30 },
+      xAxis: { type: "time" },
+      yAxis: [
+        { type: "value", name: "req/s", minInterval: 0.1 },
+        { type: "value", name: "ms", splitLine: { show: false } },
+      ],
+      series: [
+        { name: "req/s", type: "line", data: at((p) => p.rate), symbol: "none", areaStyle: { opacity: 0.15 } },
+        { name: "p50 ms", type: "line", yAxisIndex: 1, data: at((p) => p.p50Ms || null), symbolSize: 5, connectNulls: false },
+        { name: "p95 ms", type: "line", yAxisIndex: 1, data: at((p) => p.p95Ms || null), symbolSize: 5, connectNulls: false, lineStyle: { type: "dashed" } },
+      ],
+    });
+  }
+  return { card, update };
+}
+
 export async function servicePage(root, { ns, name }) {
   const k = await kindFor("inferenceservices");
   const pk = await kindFor("pods", "");
@@ -48,6 +111,7 @@ export async function servicePage(root, { ns, name }) {
   const input = h("textarea", { rows: "8", id: "infer-input", "aria-label": "V2 request body", spellcheck: "false" });
   const output = h("div", { id: "infer-output" });
   const send = h("button", { class: "primary", id: "infer-send", onclick: infer }, "Send request");
+  const requests = requestsPanel();
   add(root,
     h("h1", {}, h("a", { href: `#/${ns}/services` }, "Inference services"), " / ", name, " ", head),
     h("div", { class: "toolbar" },
@@ -57,6 +121,7 @@ export async function servicePage(root, { ns, name }) {
       } }, "Delete"),
       h("a", { href: `#/${ns}/r/serving.kserve.io/v1beta1/inferenceservices/${encodeURIComponent(name)}` }, "YAML")),
     body,
+    requests.card,
     h("div", { class: "card", id: "try-it" },
       h("h2", {}, "Try it (V2 inference request)"),
       h("p", { class: "muted" }, "POST ", h("code", {}, `${gatewayBase(ns, name)}/v2/models/${name}/infer`)),
@@ -81,6 +146,7 @@ export async function servicePage(root, { ns, name }) {
         body: input.value,
       });
       const ms = performance.now() - t0;
+      pollStats();
       const text = await resp.text();
       let data = null;
       try { data = JSON.parse(text); } catch { /* not JSON */ }
@@ -96,6 +162,20 @@ export async function servicePage(root, { ns, name }) {
       output.replaceChildren(errorBox(err));
     } finally {
       send.disabled = false;
+    }
+  }
+
+  let statsError = null;
+  let live = true;
+  async function pollStats() {
+    try {
+      const stats = await api(`${gatewayBase(ns, name)}/_stats?window=${STATS_WINDOW}`);
+      if (!live) return; // the page was left while the request was out
+      requests.update(stats);
+      if (statsError) statsError.remove();
+      statsError = null;
+    } catch (err) {
+      if (!statsError) requests.card.prepend((statsError = errorBox(err)));
     }
   }
 
@@ -156,9 +236,13 @@ export async function servicePage(root, { ns, name }) {
     const svc = await load();
     input.value = JSON.stringify(await templateRequest(ns, name), null, 2);
     const refresh = throttle(() => load().catch((err) => body.prepend(errorBox(err))), 1000);
+    pollStats();
+    const timer = setInterval(pollStats, STATS_EVERY_MS);
     const stops = [
       watch(k, ns, { fieldSelector: `metadata.name=${name}`, resourceVersion: svc.metadata.resourceVersion }, refresh),
       watch(pk, ns, { labelSelector: OWNER_SELECTOR(name), resourceVersion: svc.metadata.resourceVersion }, refresh),
+      () => { live = false; clearInterval(timer); },
+      () => disposeAll(root),
     ];
     return () => stops.forEach((s) => s());
   } catch (err) {
