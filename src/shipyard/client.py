@@ -14,6 +14,7 @@ port, so Pods it starts can reach it exactly as they reach ``shipyard up``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -431,14 +432,18 @@ class CoreClient:
         name: str | None = None,
         resource_version: str | int | None = None,
         timeout: float | None = None,
+        phase: str | None = None,
     ) -> Iterator[Obj]:
         """Events ``{"type", "object"}`` as they happen, for ``timeout`` seconds in all
-        (None: until the server ends the stream)."""
+        (None: until the server ends the stream). ``phase`` (several with commas) asks the
+        server for only the events of objects in those phases."""
         t = self.resource(kind)
         ns = None if all_namespaces else self._ns(t, namespace)
         params: dict[str, str] = {"watch": "true"}
         if selector:
             params["labelSelector"] = selector
+        if phase:
+            params["phase"] = phase
         if name:
             params["fieldSelector"] = f"metadata.name={name}"
         if resource_version is not None:
@@ -529,9 +534,12 @@ class CoreClient:
             if remaining <= 0:
                 break
             rv = last["metadata"]["resourceVersion"] if last else None
+            # Waiting for a phase only, the server sends only the changes into it: a large
+            # object (a run of 1,000 tasks) is not sent and parsed on every write.
+            only = phase if phase and not (condition or jsonpath or delete) else None
             try:
                 for event in self.watch(
-                    kind, namespace, name=name, resource_version=rv, timeout=remaining
+                    kind, namespace, name=name, resource_version=rv, timeout=remaining, phase=only
                 ):
                     obj: Obj = event["object"]
                     if event["type"] == "DELETED":
@@ -548,6 +556,9 @@ class CoreClient:
                 continue
             if time.monotonic() >= deadline:
                 break
+        if phase and not (condition or jsonpath or delete):
+            with contextlib.suppress(errors.NotFound):  # the watch skipped the changes
+                last = self.get(kind, name, namespace)
         seen = _describe_state(last)
         what = "deletion" if delete else condition or phase or jsonpath
         raise TimeoutError(f"timed out waiting for {kind}/{name} ({what}); last seen: {seen}")

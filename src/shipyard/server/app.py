@@ -113,6 +113,7 @@ class Api:
                 q.get("resourceVersion"),
                 name,
                 q.get("timeoutSeconds"),
+                phase,
             )
         limit = q.get("limit")
         try:

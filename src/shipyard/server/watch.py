@@ -4,6 +4,9 @@ Each event is ``data: {"type": ADDED|MODIFIED|DELETED|ERROR, "object": {...}}`` 
 object's resourceVersion as the SSE ``id``. Without ``resourceVersion`` the stream starts
 with an ADDED event for every existing object (Kubernetes' "get state and start at most
 recent"); with one, it replays the event log from there (ERROR with code 410 when too old).
+A phase filter (``status.phase=X`` or ``phase=A,B``) sends only the events whose object is in
+one of those phases, as a list with it returns only such objects: a client waiting for a
+large object to end need not receive (and parse) every change on the way.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ def watch_response(
     since: str | None,
     name: str | None = None,
     timeout_seconds: str | None = None,
+    phase: str | None = None,
 ) -> StreamingResponse:
-    """``timeout_seconds`` (Kubernetes' ``timeoutSeconds``) ends the stream after that long."""
+    """``timeout_seconds`` (Kubernetes' ``timeoutSeconds``) ends the stream after that long;
+    ``phase`` (comma-separated) keeps only events of objects in one of those phases."""
     reqs = selectors.parse(selector)
     try:
         limit = float(timeout_seconds) if timeout_seconds else None
@@ -53,7 +58,7 @@ def watch_response(
         ) from None
     ns = namespace if info.namespaced else None
     return StreamingResponse(
-        _stream(store, info.key, ns, reqs, start, name, limit),
+        _stream(store, info.key, ns, reqs, start, name, limit, phase),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -67,22 +72,28 @@ async def _stream(
     start: int | None,
     name: str | None = None,
     limit: float | None = None,
+    phase: str | None = None,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue()
+    phases = frozenset(phase.split(",")) if phase else None
+
+    def in_phase(ev: Event) -> bool:
+        return phases is None or (ev.obj.get("status") or {}).get("phase") in phases
 
     def listener(ev: Event) -> None:
         if (
             ev.kind == kind
             and (namespace is None or ev.namespace == namespace)
             and (name is None or ev.name == name)
+            and in_phase(ev)
         ):
             loop.call_soon_threadsafe(queue.put_nowait, ev)
 
     unsubscribe = store.subscribe(listener)
     try:
         if start is None:
-            listed = store.list(kind, namespace, selector=reqs, name=name)
+            listed = store.list(kind, namespace, selector=reqs, name=name, phase=phase)
             last = listed.rv
             for obj in listed.items:
                 yield _frame("ADDED", obj, int(obj["metadata"]["resourceVersion"]))
@@ -92,7 +103,7 @@ async def _stream(
                 backlog = [
                     ev
                     for ev in store.events_since(start, kind=kind, namespace=namespace)
-                    if name is None or ev.name == name
+                    if (name is None or ev.name == name) and in_phase(ev)
                 ]
             except Gone as exc:
                 yield _frame(
