@@ -185,12 +185,15 @@ class TuningMixin:
         timeout: float | None = None,
         progress: bool = False,
     ) -> Obj:
-        """Block until the experiment succeeds or fails; optionally show a progress bar."""
+        """Block until the experiment succeeds or fails; optionally show a progress bar.
+
+        One GET, then the watch's own events: each carries the experiment, so nothing is
+        fetched again per change (an experiment changes a few times per trial)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = _Progress(name) if progress else None
         try:
+            obj: Obj = self.get("experiment", name, namespace)  # type: ignore[attr-defined]
             while True:
-                obj: Obj = self.get("experiment", name, namespace)  # type: ignore[attr-defined]
                 if bar is not None:
                     bar.update(obj)
                 if experiment_finished(obj):
@@ -198,16 +201,23 @@ class TuningMixin:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"experiment {name} did not finish in {timeout}s")
-                rv = obj["metadata"]["resourceVersion"]
                 for event in self.watch(  # type: ignore[attr-defined]
                     "experiment",
                     namespace,
                     name=name,
-                    resource_version=rv,
+                    resource_version=obj["metadata"]["resourceVersion"],
                     timeout=min(left or 5.0, 5.0),
                 ):
-                    if event["type"] != "DELETED":
+                    if event["type"] == "DELETED":
                         break
+                    seen: Obj = event["object"]
+                    if bar is not None:
+                        bar.update(seen)
+                    if experiment_finished(seen):
+                        return seen
+                # The stream ended (its timeout) or the experiment was deleted: read it
+                # afresh (NotFound if it is gone, the new one if it was recreated).
+                obj = self.get("experiment", name, namespace)  # type: ignore[attr-defined]
         finally:
             if bar is not None:
                 bar.close()
