@@ -210,6 +210,61 @@ def test_many_concurrent_forks_all_report_their_own_exit_code(rt: LocalRuntime) 
         assert log_of(rt, p).strip() == str(i)
 
 
+def test_the_child_reports_its_own_end_and_no_exit_file_outlives_forget(
+    rt: LocalRuntime,
+) -> None:
+    """A child tells the zygote its exit code as it ends (before it is reaped, which for a
+    process holding much memory waits for the kernel to free it); the zygote passes it on
+    and then writes no exit file of its own, so none reappears after the runtime forgot
+    the Pod (here: the moment it saw the end) and removed it."""
+    code = "import sys; data = b'x' * (256 << 20); sys.exit({})"
+    pods = {}
+    for i in range(3):
+        p = warm_pod(py(code.format(i)))
+        pods[p["metadata"]["name"]] = p
+    ended: dict[str, Obj] = {}
+
+    def on_change(_ns: str, name: str) -> None:
+        st = rt.status(pods[name]) if name in pods else None
+        if st and st["phase"] in ("Succeeded", "Failed"):
+            ended[name] = st
+            rt.forget(pods[name])
+
+    rt.set_on_change(on_change)
+    for p in pods.values():
+        rt.start(p, Assignment())
+    wait_until(lambda: len(ended) == len(pods), what="the pods to end")
+    for i, name in enumerate(pods):
+        assert terminated(ended[name])["exitCode"] == i
+        pid = int(terminated(ended[name])["containerID"].split("/")[2])
+        wait_until(lambda pid=pid: not psutil.pid_exists(pid), what=f"pid {pid} to be reaped")
+    # The zygote serves in order: once a later child has ended, the earlier reaps are done.
+    last = warm_pod(py("pass"))
+    rt.start(last, Assignment())
+    finished(rt, last)
+    for p in pods.values():
+        left = list(rt.run_dir.glob(f"{p['metadata']['uid']}.*"))
+        assert not left, f"an exit file outlived forget: {left}"
+
+
+def test_a_child_that_exits_abruptly_or_closes_its_fds_still_reports_its_code(
+    rt: LocalRuntime,
+) -> None:
+    abrupt = warm_pod(py("import os; print('bye', flush=True); os._exit(5)"))
+    closer = warm_pod(py("import os; os.closerange(3, 4096); raise SystemExit(4)"))
+    reuser = warm_pod(
+        py("import os; os.closerange(3, 4096); fds = [os.open(os.devnull, 1) for _ in range(20)]")
+    )
+    killed = warm_pod(py("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"))
+    for p in (abrupt, closer, reuser, killed):
+        rt.start(p, Assignment())
+    assert terminated(finished(rt, abrupt))["exitCode"] == 5
+    assert "bye" in log_of(rt, abrupt)
+    assert terminated(finished(rt, closer))["exitCode"] == 4
+    assert terminated(finished(rt, reuser))["exitCode"] == 0
+    assert terminated(finished(rt, killed))["exitCode"] == 137
+
+
 def test_a_preloaded_module_runs_as_main_without_warnings(rt: LocalRuntime) -> None:
     pod = warm_pod(
         {"name": "main", "command": ["python", "-m", "json.tool", "--help"]}, warm="json.tool"

@@ -20,9 +20,12 @@ Protocol (one Unix stream connection per container, lean on purpose):
    each), or nothing if it could not. The child starts at once: the zygote reaps it only
    after replying, so until then even a child that already ended is a zombie whose pid
    and start time are still its own;
-3. zygote → runtime, when the child has been reaped and its exit file written: the exit
-   code (4 bytes) then EOF. The runtime watches the connection like a pidfd, so a child
-   that ends before the runtime registers it is still observed.
+3. zygote → runtime, as soon as the child has written its exit file and told the zygote its
+   exit code (on a socket pair, its last act before ``_exit``), or else when the child has
+   been reaped and its exit file written: the exit code (4 bytes); then EOF once it is
+   reaped. The runtime watches the connection like a pidfd, so a child that ends before
+   the runtime registers it is still observed; and it learns of the end without waiting
+   for the kernel to tear down the child's memory (milliseconds for a forked ML process).
 
 The zygote reads its standard input only to learn that the control plane is gone: it then
 stops accepting, lets its running children finish (writing their exit files so a restarted
@@ -253,12 +256,15 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
 # The zygote process (``python -P -m shipyard.runtime.warm FD MODULE...``)
 
 
-def _write_exit(path: str, code: int) -> None:
+def _write_exit(path: str, code: int) -> bool:
     tmp = f"{path}.tmp{os.getpid()}"
-    with contextlib.suppress(OSError):
+    try:
         with open(tmp, "w") as fh:
             fh.write(f"{code}\n")
         os.replace(tmp, path)
+    except OSError:
+        return False
+    return True
 
 
 def _read_exit(path: str) -> int | None:
@@ -269,9 +275,12 @@ def _read_exit(path: str) -> int | None:
         return None
 
 
-def _child(conn: socket.socket, req: Obj, mains: _Mains) -> None:
-    """In the forked child: become the container, never return."""
+def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) -> None:
+    """In the forked child: become the container, never return. ``report`` (its end of a
+    socket pair with the zygote, close-on-exec) carries the exit code once the exit file
+    is written, so the end is known before the kernel has torn the process down."""
     code = 1
+    ident: tuple[int, int] | None = None
     try:
         os.setsid()
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -279,14 +288,25 @@ def _child(conn: socket.socket, req: Obj, mains: _Mains) -> None:
         os.dup2(null, 0)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        os.closerange(3, 65536)
+        keep = report.fileno()
+        if keep > 2:
+            st = os.fstat(keep)
+            ident = (st.st_dev, st.st_ino)
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 65536)
+        else:
+            os.closerange(3, 65536)
         code = _run(req, mains)
     except BaseException:
         with contextlib.suppress(BaseException):
             import traceback
 
             traceback.print_exc()
-    _write_exit(req["exit"], code)
+    if _write_exit(req["exit"], code) and ident is not None:
+        with contextlib.suppress(OSError):
+            st = os.fstat(report.fileno())  # still ours (the program may have closed it)
+            if (st.st_dev, st.st_ino) == ident:
+                report.send(struct.pack(">i", code), socket.MSG_NOSIGNAL)
     os._exit(code)
 
 
@@ -436,6 +456,8 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
             if key.data == "accept":
                 conn, _ = listener.accept()
                 server.serve(conn)
+            elif isinstance(key.data, tuple):
+                server.reported(*key.data[1:])
             elif key.data == "parent":
                 if not os.read(sys.stdin.fileno(), 4096):
                     sel.unregister(key.fd)
@@ -447,7 +469,8 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
                 server.reap(int(key.fd))
 
 
-_Children = dict[int, tuple[int, socket.socket, str]]  # pidfd -> (pid, conn, exit path)
+# pidfd -> (pid, conn, exit path, the child's report socket or None once it reported or closed)
+_Children = dict[int, tuple[int, socket.socket, str, socket.socket | None]]
 
 
 class _Server:
@@ -470,35 +493,67 @@ class _Server:
             req = json.loads(body)
             spare, self.spare = self.spare, None
             if spare is not None and spare.hand(body, conn):
-                pid = spare.pid
+                pid, report = spare.pid, spare.sock
             else:
+                report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
+                if pid == 0:
+                    report.close()
+                    _child(conn, req, self.mains, theirs)
+                theirs.close()
         except Exception:
             log.exception("warm zygote: request failed")
             conn.close()
             return
-        if pid == 0:
-            _child(conn, req, self.mains)
         pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = (pid, conn, req["exit"])
+        self.children[pidfd] = (pid, conn, req["exit"], report)
         self.sel.register(pidfd, 1, "child")
+        report.setblocking(False)
+        self.sel.register(report, 1, ("report", pidfd, report))
         with contextlib.suppress(OSError):
             conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
         self.spare = _Spare.fork(self.mains)  # for the next request, off its path
 
+    def reported(self, pidfd: int, sock: socket.socket) -> None:
+        """The child wrote its exit file and sent its exit code (or closed its end without):
+        pass the code on to the runtime now, before the child is reaped."""
+        entry = self.children.get(pidfd)
+        if entry is None or entry[3] is not sock:
+            return  # reaped already, in the same round of events
+        pid, conn, exit_path, _ = entry
+        try:
+            data = sock.recv(4)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self.sel.unregister(sock)
+        sock.close()
+        self.children[pidfd] = (pid, conn, exit_path, None)
+        if len(data) == 4:
+            with contextlib.suppress(OSError):
+                conn.sendall(data)
+            # Told: reap() must neither send again nor write the exit file, which the
+            # runtime may already have read and removed.
+            self.children[pidfd] = (pid, conn, "", None)
+
     def reap(self, pidfd: int) -> None:
-        pid, conn, exit_path = self.children.pop(pidfd)
+        pid, conn, exit_path, report = self.children.pop(pidfd)
         self.sel.unregister(pidfd)
         os.close(pidfd)
+        if report is not None:
+            self.sel.unregister(report)
+            report.close()
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
-        if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
-            _write_exit(exit_path, code)
-        with contextlib.suppress(OSError):
-            conn.sendall(struct.pack(">i", code))
+        if exit_path:  # "" once the child reported its code itself
+            if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
+                _write_exit(exit_path, code)
+            with contextlib.suppress(OSError):
+                conn.sendall(struct.pack(">i", code))
         conn.close()
 
     def close_spare(self) -> None:
@@ -537,8 +592,7 @@ class _Spare:
         except OSError:
             self.close()
             return False
-        self.sock.close()
-        return True
+        return True  # the socket pair stays open: the child reports its exit code on it
 
     def close(self) -> None:
         self.sock.close()  # the spare reads EOF and exits
@@ -558,8 +612,7 @@ def _spare_main(sock: socket.socket, mains: _Mains) -> None:
         body, fds = b"", []
     if not body or not fds:
         os._exit(0)  # the zygote is stopping (or gone)
-    sock.close()
-    _child(socket.socket(fileno=fds[0]), json.loads(body), mains)
+    _child(socket.socket(fileno=fds[0]), json.loads(body), mains, sock)
 
 
 if __name__ == "__main__":
