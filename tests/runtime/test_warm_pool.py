@@ -237,7 +237,11 @@ def test_the_child_reports_its_own_end_and_no_exit_file_outlives_forget(
     for i, name in enumerate(pods):
         assert terminated(ended[name])["exitCode"] == i
         pid = int(terminated(ended[name])["containerID"].split("/")[2])
-        wait_until(lambda pid=pid: not psutil.pid_exists(pid), what=f"pid {pid} to be reaped")
+
+        def reaped(pid: int = pid) -> bool:
+            return not psutil.pid_exists(pid)
+
+        wait_until(reaped, what=f"pid {pid} to be reaped")
     # The zygote serves in order: once a later child has ended, the earlier reaps are done.
     last = warm_pod(py("pass"))
     rt.start(last, Assignment())
