@@ -25,6 +25,9 @@ from shipyard.tenancy.config import MissingReference, resolve_env
 log = logging.getLogger(__name__)
 
 
+PENDING_RETRY = 5.0  # seconds between admission attempts of a Pod that did not fit
+
+
 class PodController(Controller):
     kind = POD.key
     workers = 4
@@ -71,7 +74,9 @@ class PodController(Controller):
             if self.runtime.adopt(pod, self._env_refs(pod, strict=False)):
                 self.scheduler.restore(pod)
             elif not self._schedule(pod):
-                return None
+                # Releases wake Pending Pods at once; this periodic retry (as kube-scheduler
+                # flushes its unschedulable queue) only bounds the cost of a missed wake-up.
+                return PENDING_RETRY
         self._sync(pod)
         return None
 
