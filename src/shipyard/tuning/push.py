@@ -20,6 +20,7 @@ from shipyard.tuning.api import TRIAL
 from shipyard.tuning.metrics import push_path
 
 PREFIX = "/tuning"
+PUSH_WAKE_DELAY = 0.1  # seconds
 
 
 def record(platform: Any, namespace: str, pod_name: str, body: Any) -> int:
@@ -58,7 +59,10 @@ def record(platform: Any, namespace: str, pod_name: str, body: Any) -> int:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
-    platform.manager.enqueue(TRIAL.key, namespace, trial_name)
+    # A little later rather than at once: the usual last push comes just before the trial's
+    # process ends, and one reconcile of the ended trial then reads it; waking it now would
+    # write an observation that the end overwrites a few milliseconds later.
+    platform.manager.enqueue(TRIAL.key, namespace, trial_name, after=PUSH_WAKE_DELAY)
     return len(clean)
 
 
