@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import secrets
+import threading
 from typing import Any
 
 from shipyard.core.controller import Controller
@@ -30,6 +31,7 @@ from shipyard.tuning.api import (
     EXPERIMENT,
     EXPERIMENT_LABEL,
     TRIAL,
+    TRIAL_FINISHED,
     WARM_ANNOTATION,
     objective_value,
     trial_phase,
@@ -45,6 +47,12 @@ _COUNTS = {
     "Running": ("trialsRunning", "runningTrialList"),
     "Pending": ("trialsPending", "pendingTrialList"),
 }
+# A trial that was created or started changes only the experiment's counts: the experiment
+# looks again this much later, once for all such changes meanwhile, rather than at each
+# (which would write its status while the new trial's process starts). A trial that
+# finished or went away wakes it at once: that is what frees a slot for the next trial.
+COUNTS_DELAY = 0.2  # seconds
+
 _STATE = {
     "Succeeded": "complete",
     "Failed": "fail",
@@ -72,9 +80,6 @@ def owner_named(kind: str) -> Any:
 
 class ExperimentController(Controller):
     kind = EXPERIMENT.key
-    # Not ``owns``: that matches the owner's group, and trials of a Katib experiment point
-    # at kubeflow.org.
-    maps = {TRIAL.key: owner_named("Experiment")}
     workers = 2
     ignore_own_status = True
 
@@ -82,8 +87,29 @@ class ExperimentController(Controller):
         self.platform = platform
         self.store = platform.store
         self.suggester = suggester
+        # Not ``owns``: that matches the owner's group, and trials of a Katib experiment
+        # point at kubeflow.org.
+        self._owner = owner_named("Experiment")
+        self.maps = {TRIAL.key: self._trial_event}
+        self._soon: set[tuple[str, str]] = set()  # experiments with a COUNTS_DELAY wake due
+        self._soon_lock = threading.Lock()
+
+    def _trial_event(self, ev: Any) -> list[tuple[str, str]]:
+        keys: list[tuple[str, str]] = self._owner(ev)
+        status = ev.obj.get("status") or {}
+        if ev.type == "DELETED" or any(is_true(status, c) for c in TRIAL_FINISHED):
+            return keys
+        for key in keys:
+            with self._soon_lock:
+                if key in self._soon:
+                    continue
+                self._soon.add(key)
+            self.platform.manager.enqueue(self.kind, *key, after=COUNTS_DELAY)
+        return []
 
     def reconcile(self, namespace: str, name: str) -> float | None:
+        with self._soon_lock:
+            self._soon.discard((namespace, name))
         exp = self.store.try_get(self.kind, namespace, name)
         if exp is None or exp["metadata"].get("deletionTimestamp"):
             return None
