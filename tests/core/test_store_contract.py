@@ -438,6 +438,16 @@ def test_pagination_returns_every_object_once_in_order(store: Store) -> None:
     exact = store.list(KIND, "ns-a", limit=125)
     assert len(exact.items) == 125 and exact.continue_ is None
 
+    # A namespaced list given a token from another namespace continues in key order: a
+    # token before the namespace starts at its first object, one after it yields nothing.
+    before = store.list(KIND, "ns-b", limit=5, continue_=_token("ns-a", "obj-124"))
+    assert names(before.items) == [f"obj-{i:03d}" for i in range(5)]
+    assert store.list(KIND, "ns-a", limit=5, continue_=_token("ns-b", "obj-000")).items == []
+
+
+def _token(namespace: str, name: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([namespace, name])).decode()
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode()
