@@ -33,6 +33,7 @@ POD_KEY = "Pod"
 RETRY_ANNOTATION = "pipelines.shipyard.dev/retry"
 TASK_LABEL = "pipelines.shipyard.dev/task"
 PACE_FROM = 0.005  # seconds: reconciles costing more than this pace the next one (see reconcile)
+INLINE_MAX = 32 * 1024  # bytes: a task request up to this size goes in its Pod's args, not a file
 _OPS = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -244,6 +245,7 @@ class _Run:
         self.states: dict[str, Obj] = st.setdefault("tasks", {})
         self.delay: float | None = None
         self._rundir: str | None = None
+        self._rundir_made = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -347,19 +349,37 @@ class _Run:
         ).items
         return {p["metadata"]["name"]: p for p in items if p["metadata"]["name"] in running}
 
-    def _taskdir(self, tid: str, attempt: int) -> Path:
-        # Joined as text: pathlib's joins cost ~20 microseconds each, several per task, and
-        # a reconcile of a large run starts and observes hundreds of tasks.
+    def _rundir_path(self) -> str:
+        # Joined as text: pathlib's joins cost ~20 microseconds each, and a reconcile of a
+        # large run starts and observes hundreds of tasks.
         if self._rundir is None:
             uid = str(self.run["metadata"]["uid"])[:8]
             base = self.ctl.data_dir / "pipelines" / "runs" / self.ns / self.name / uid
             self._rundir = str(base)
-        return Path(f"{self._rundir}{os.sep}{slug(tid)}{os.sep}{attempt}")
+        return self._rundir
+
+    def _prefix(self, tid: str, attempt: int) -> str:
+        """Where an attempt's files go: PREFIX.outputs.json, PREFIX.error.json (written by
+        the executor) and, for output artifacts only, the folder PREFIX. Files in the run's
+        folder, not a folder per attempt: making two folders per task cost the control plane
+        more than the rest of starting it."""
+        return f"{self._rundir_path()}{os.sep}{slug(tid)}.{attempt}"
+
+    def _result(self, tid: str, t: Obj, name: str) -> Obj:
+        """An attempt's outputs.json or error.json (OSError or ValueError if missing or bad).
+        Attempts started before files were kept per run wrote them in a folder per attempt."""
+        try:
+            with open(f"{self._prefix(tid, _seq(t))}.{name}") as fh:
+                data: Obj = json.loads(fh.read())
+        except FileNotFoundError:
+            legacy = f"{self._rundir_path()}{os.sep}{slug(tid)}{os.sep}{_seq(t)}{os.sep}{name}"
+            with open(legacy) as fh:
+                data = json.loads(fh.read())
+        return data
 
     def _succeeded(self, tid: str, t: Obj) -> None:
-        path = self._taskdir(tid, _seq(t)) / "outputs.json"
         try:
-            outs = json.loads(path.read_text())
+            outs = self._result(tid, t, "outputs.json")
         except (OSError, ValueError) as exc:
             self._failed(tid, t, f"the task ended without writing its outputs ({exc})")
             return
@@ -384,9 +404,8 @@ class _Run:
         t.pop("message", None)
 
     def _error(self, tid: str, t: Obj, pod: Obj) -> str:
-        path = self._taskdir(tid, _seq(t))
         with contextlib.suppress(OSError, ValueError, KeyError):
-            return str(json.loads((path / "error.json").read_text())["message"])
+            return str(self._result(tid, t, "error.json")["message"])
         cs = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
         term = (cs.get("state") or {}).get("terminated") or {}
         reason = term.get("message") or term.get("reason") or "Error"
@@ -678,19 +697,30 @@ class _Run:
                 return False
         attempt = int(t.get("attempts", 0)) + 1
         seq = int(t.get("previousAttempts", 0)) + attempt
-        taskdir = self._taskdir(tid, seq)
-        taskdir.mkdir(parents=True, exist_ok=True)
+        prefix = self._prefix(tid, seq)
+        if not self._rundir_made:
+            os.makedirs(self._rundir_path(), exist_ok=True)
+            self._rundir_made = True
         request: Obj = {
             "component": comp,
             "parameters": params,
             "artifacts": arts,
             "store": str(self.ctl.artifacts.root),
             "envs": str(self.ctl.data_dir / "pipelines" / "envs"),
+            "out": prefix,
         }
         if final is not None:
             request["finalStatus"] = final
-        (taskdir / "input.json").write_text(json.dumps(request))
-        pod = self._pod(tid, task, comp, seq, taskdir / "input.json")
+        # The request goes in the Pod's args, as KFP passes --executor_input: no file to
+        # write here and none to read in the Pod. A large one (a component's long source)
+        # goes in a file, since the Pod object is written several times and an argument's
+        # size is limited.
+        arg = json.dumps(request, separators=(",", ":"))
+        if len(arg) > INLINE_MAX:
+            with open(f"{prefix}.input.json", "w") as fh:
+                fh.write(arg)
+            arg = f"{prefix}.input.json"
+        pod = self._pod(tid, task, comp, seq, arg)
         try:
             self.ctl.platform.service.create(pod)
         except AlreadyExists:
@@ -738,7 +768,7 @@ class _Run:
                 return None
         return hit
 
-    def _pod(self, tid: str, task: Obj, comp: Obj, attempt: int, input_path: Path) -> Obj:
+    def _pod(self, tid: str, task: Obj, comp: Obj, attempt: int, arg: str) -> Obj:
         md = self.run["metadata"]
         annotations = {
             "shipyard.dev/warm": self.ctl.preload(self.spec),
@@ -755,7 +785,7 @@ class _Run:
             "name": "main",
             "image": comp.get("image") or "python:3.11",
             "command": ["python", "-m", "shipyard.pipelines.executor"],
-            "args": [str(input_path)],
+            "args": [arg],
             "env": env,
         }
         if task.get("resources"):

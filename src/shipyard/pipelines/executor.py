@@ -1,9 +1,13 @@
 """Runs one pipeline task inside its Pod: ``python -m shipyard.pipelines.executor INPUT``.
 
-Reads the task's input file (component source, resolved parameter values, input artifacts),
-calls the function, stores output artifacts in the content-addressed store and writes
-``outputs.json`` beside the input. A user error prints the traceback to the log, writes a
-one-line reason to ``error.json`` and exits 1.
+INPUT is the task's request (component source, resolved parameter values, input artifacts)
+as a JSON object, or the path of a file holding it (as KFP passes ``--executor_input``, the
+controller passes it inline unless it is large). The executor calls the function, stores
+output artifacts in the content-addressed store and writes ``PREFIX.outputs.json``, where
+PREFIX is the request's ``out``; output artifacts are written under the folder PREFIX, made
+only when the component has some. A user error prints the traceback to the log, writes a
+one-line reason to ``PREFIX.error.json`` and exits 1. A request file without ``out`` (an
+older controller's) means ``outputs.json`` and ``error.json`` beside it.
 """
 
 from __future__ import annotations
@@ -31,13 +35,22 @@ class TaskError(Exception):
     """A failure with a one-line reason for the task's status."""
 
 
-def _namespace() -> Obj:
-    from shipyard.pipelines import dsl
+_BASE_NS: Obj = {}
 
-    ns: Obj = {"__name__": "__component__", "dsl": dsl, "typing": typing}
-    ns.update({name: getattr(T, name) for name in dir(T) if not name.startswith("_")})
-    ns.update({n: getattr(typing, n) for n in ("NamedTuple", "List", "Dict", "Optional", "Any")})
-    return ns
+
+def _namespace() -> Obj:
+    """The globals a component's source runs in. Built once per process (the warm zygote
+    builds it when it preloads this module), copied per task."""
+    if not _BASE_NS:
+        from shipyard.pipelines import dsl
+
+        ns: Obj = {"__name__": "__component__", "dsl": dsl, "typing": typing}
+        ns.update({name: getattr(T, name) for name in dir(T) if not name.startswith("_")})
+        ns.update(
+            {n: getattr(typing, n) for n in ("NamedTuple", "List", "Dict", "Optional", "Any")}
+        )
+        _BASE_NS.update(ns)
+    return dict(_BASE_NS)
 
 
 def _ensure_packages(packages: list[str], env_root: Path) -> None:
@@ -68,27 +81,37 @@ def _artifact(cls_name: str, name: str, info: Obj, path: str) -> T.Artifact:
     return cls(name=name, uri=info.get("uri", ""), metadata=info.get("metadata"), path=path)
 
 
-def run(input_path: Path) -> int:
-    req: Obj = json.loads(input_path.read_text())
-    workdir = input_path.parent
-    store = ArtifactStore(req["store"])
+def _request(arg: str) -> tuple[Obj, str]:
+    """The request and the prefix of the files the task writes."""
+    if arg.lstrip().startswith("{"):
+        req: Obj = json.loads(arg)
+    else:
+        req = json.loads(Path(arg).read_text())
+    out = req.get("out")
+    return req, str(out) if out else os.path.join(os.path.dirname(arg), "")
+
+
+def run(arg: str | Path) -> int:
+    req, prefix = _request(str(arg))
+    # "PREFIX.outputs.json", or "DIR/outputs.json" for a request without "out".
+    sep = "" if prefix.endswith(os.sep) else "."
     comp: Obj = req["component"]
     try:
-        outputs = _call(req, comp, store, workdir)
+        outputs = _call(req, comp, prefix)
     except TaskError as exc:
-        _write(workdir / "error.json", {"message": str(exc)})
+        _write(f"{prefix}{sep}error.json", {"message": str(exc)})
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BaseException as exc:
         traceback.print_exc()
         line = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
-        _write(workdir / "error.json", {"message": line[-1] if line else repr(exc)})
+        _write(f"{prefix}{sep}error.json", {"message": line[-1] if line else repr(exc)})
         return 1
-    _write(workdir / "outputs.json", outputs)
+    _write(f"{prefix}{sep}outputs.json", outputs)
     return 0
 
 
-def _call(req: Obj, comp: Obj, store: ArtifactStore, workdir: Path) -> Obj:
+def _call(req: Obj, comp: Obj, prefix: str) -> Obj:
     if comp.get("packages"):
         _ensure_packages(comp["packages"], Path(req["envs"]))
     ns = _namespace()
@@ -110,7 +133,11 @@ def _call(req: Obj, comp: Obj, store: ArtifactStore, workdir: Path) -> Obj:
             error_code=fs.get("errorCode"),
             error_message=fs.get("errorMessage"),
         )
+    out_ports = {n: p for n, p in comp["outputs"].items() if p.get("artifact")}
+    # Only a task with artifacts needs the store (opening it makes its folder).
+    store = ArtifactStore(req["store"]) if req.get("artifacts") or out_ports else None
     for name, art in (req.get("artifacts") or {}).items():
+        assert store is not None
         port = comp["inputs"][name]
         if isinstance(art, list):
             kwargs[name] = [
@@ -120,18 +147,17 @@ def _call(req: Obj, comp: Obj, store: ArtifactStore, workdir: Path) -> Obj:
         else:
             kwargs[name] = _artifact(port["type"], name, art, str(store.path(art["uri"])))
     out_arts: dict[str, T.Artifact] = {}
-    for name, port in comp["outputs"].items():
-        if port.get("artifact"):
-            path = workdir / "outputs" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            out_arts[name] = _artifact(port["type"], name, {}, str(path))
-            kwargs[name] = out_arts[name]
+    for name, port in out_ports.items():
+        path = Path(prefix) / "outputs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out_arts[name] = _artifact(port["type"], name, {}, str(path))
+        kwargs[name] = out_arts[name]
     result = fn(**kwargs)
     sys.stdout.flush()
-    return {
-        "parameters": _parameters(comp, result),
-        "artifacts": {n: _store_output(store, n, a) for n, a in out_arts.items()},
-    }
+    arts: Obj = {}
+    if store is not None:
+        arts = {n: _store_output(store, n, a) for n, a in out_arts.items()}
+    return {"parameters": _parameters(comp, result), "artifacts": arts}
 
 
 def _parameters(comp: Obj, result: Any) -> Obj:
@@ -180,17 +206,18 @@ def _store_output(store: ArtifactStore, name: str, art: T.Artifact) -> Obj:
     }
 
 
-def _write(path: Path, data: Obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+def _write(path: str, data: Obj) -> None:
+    # Written in place, not through a rename: the controller reads it only once the Pod
+    # has exited with the code that follows a complete write.
+    with open(path, "w") as fh:
+        fh.write(json.dumps(data))
 
 
 def main() -> None:
     if len(sys.argv) != 2:
-        print("usage: python -m shipyard.pipelines.executor INPUT.json", file=sys.stderr)
+        print("usage: python -m shipyard.pipelines.executor JSON-OR-FILE", file=sys.stderr)
         sys.exit(2)
-    code = run(Path(sys.argv[1]))
+    code = run(sys.argv[1])
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     sys.exit(code)
