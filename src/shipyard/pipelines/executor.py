@@ -39,18 +39,23 @@ _BASE_NS: Obj = {}
 
 
 def _namespace() -> Obj:
-    """The globals a component's source runs in. Built once per process (the warm zygote
-    builds it when it preloads this module), copied per task."""
+    """The globals a component's source runs in: a copy of ones built once per process. A
+    warm zygote preloads this module, which builds them at import, and its children run
+    the module afresh as ``__main__``: they copy the zygote's rather than build their own."""
     if not _BASE_NS:
-        from shipyard.pipelines import dsl
-
-        ns: Obj = {"__name__": "__component__", "dsl": dsl, "typing": typing}
-        ns.update({name: getattr(T, name) for name in dir(T) if not name.startswith("_")})
-        ns.update(
-            {n: getattr(typing, n) for n in ("NamedTuple", "List", "Dict", "Optional", "Any")}
-        )
-        _BASE_NS.update(ns)
+        loaded = sys.modules.get("shipyard.pipelines.executor")
+        base = getattr(loaded, "_BASE_NS", None)
+        _BASE_NS.update(base or _build_namespace())
     return dict(_BASE_NS)
+
+
+def _build_namespace() -> Obj:
+    from shipyard.pipelines import dsl
+
+    ns: Obj = {"__name__": "__component__", "dsl": dsl, "typing": typing}
+    ns.update({name: getattr(T, name) for name in dir(T) if not name.startswith("_")})
+    ns.update({n: getattr(typing, n) for n in ("NamedTuple", "List", "Dict", "Optional", "Any")})
+    return ns
 
 
 def _ensure_packages(packages: list[str], env_root: Path) -> None:
@@ -225,3 +230,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+else:
+    _BASE_NS.update(_build_namespace())
