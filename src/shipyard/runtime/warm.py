@@ -26,6 +26,12 @@ Protocol (one Unix stream connection per container, lean on purpose):
    reaped. The runtime watches the connection like a pidfd, so a child that ends before
    the runtime registers it is still observed; and it learns of the end without waiting
    for the kernel to tear down the child's memory (milliseconds for a forked ML process).
+   A child that exited with 0 appends to its exit code the names of the modules it imported
+   that the zygote had not (only ones the zygote would import from the same files: the
+   standard library, or submodules of packages the zygote already holds, found on its own
+   path). The zygote imports them too, once, and forks a fresh spare, so the next
+   containers do not pay for them: a trial that calls ``load_breast_cancer`` or
+   ``report_metrics`` imports a dozen such modules lazily, some milliseconds a container.
 
 The zygote reads its standard input only to learn that the control plane is gone: it then
 stops accepting, lets its running children finish (writing their exit files so a restarted
@@ -55,6 +61,14 @@ ISOLATION_ANNOTATION = "shipyard.dev/isolation"
 
 Obj = dict[str, Any]
 _Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run it as __main__
+
+# The zygote's import path (absolute folders, each ending in a separator), set in the zygote
+# before it forks: a module a child imported from under one of these, and not from its own
+# working directory or PYTHONPATH, is the module the zygote would import under that name.
+_ROOTS: tuple[str, ...] = ()
+_LEARN_CAP = 32 << 10  # bytes of module names a child reports
+# Standard modules whose import does something visible (a browser, a poem, a terminal).
+_NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "readline"})
 
 
 def python_invocation(argv: list[str], path_env: str | None) -> bool:
@@ -281,6 +295,7 @@ def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) 
     is written, so the end is known before the kernel has torn the process down."""
     code = 1
     ident: tuple[int, int] | None = None
+    learned = b""
     try:
         os.setsid()
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -296,7 +311,10 @@ def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) 
             os.closerange(keep + 1, 65536)
         else:
             os.closerange(3, 65536)
+        before = set(sys.modules)
         code = _run(req, mains)
+        if code == 0:
+            learned = _learnable(before)
     except BaseException:
         with contextlib.suppress(BaseException):
             import traceback
@@ -306,8 +324,38 @@ def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) 
         with contextlib.suppress(OSError):
             st = os.fstat(report.fileno())  # still ours (the program may have closed it)
             if (st.st_dev, st.st_ino) == ident:
-                report.send(struct.pack(">i", code), socket.MSG_NOSIGNAL)
+                report.send(struct.pack(">i", code) + learned, socket.MSG_NOSIGNAL)
     os._exit(code)
+
+
+def _learnable(before: set[str]) -> bytes:
+    """In a child that ended well: the modules it imported that the zygote would import from
+    the same files (see ``_ROOTS``), newline-separated, in import order."""
+    names: list[str] = []
+    size = 0
+    with contextlib.suppress(Exception):
+        # Its own folders come first on its path: a module from there is not the zygote's.
+        own = tuple(
+            os.path.join(os.path.abspath(p), "")
+            for p in [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+            if p
+        )
+        for name, mod in list(sys.modules.items()):
+            if name in before or name == "__main__":
+                continue
+            spec = getattr(mod, "__spec__", None)
+            origin = getattr(spec, "origin", None)
+            if spec is None or spec.name != name or not isinstance(origin, str):
+                continue
+            if origin not in ("built-in", "frozen") and (
+                not origin.startswith(_ROOTS) or origin.startswith(own)
+            ):
+                continue
+            size += len(name) + 1
+            if size > _LEARN_CAP:
+                break
+            names.append(name)
+    return "\n".join(names).encode()
 
 
 def _run(req: Obj, mains: _Mains) -> int:
@@ -438,9 +486,11 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     import selectors
     import signal
 
+    global _ROOTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for mod in modules:
         importlib.import_module(mod)
+    _ROOTS = tuple(os.path.join(os.path.abspath(p), "") for p in sys.path if p and os.path.isabs(p))
     mains = _main_code(modules)
     # Everything imported so far lives as long as the zygote: keep it out of the children's
     # garbage collections (a collection touching it would copy its pages into the child).
@@ -482,6 +532,7 @@ class _Server:
         self.mains = mains
         self.children: _Children = {}
         self.spare: _Spare | None = _Spare.fork(mains)
+        self.tried: set[str] = set()  # module names children reported, imported or not
 
     def serve(self, conn: socket.socket) -> None:
         try:
@@ -524,7 +575,7 @@ class _Server:
             return  # reaped already, in the same round of events
         pid, conn, exit_path, _ = entry
         try:
-            data = sock.recv(4)
+            data = sock.recv(4 + _LEARN_CAP)
         except BlockingIOError:
             return
         except OSError:
@@ -532,12 +583,49 @@ class _Server:
         self.sel.unregister(sock)
         sock.close()
         self.children[pidfd] = (pid, conn, exit_path, None)
-        if len(data) == 4:
+        if len(data) >= 4:
             with contextlib.suppress(OSError):
-                conn.sendall(data)
+                conn.sendall(data[:4])
             # Told: reap() must neither send again nor write the exit file, which the
             # runtime may already have read and removed.
             self.children[pidfd] = (pid, conn, "", None)
+            if len(data) > 4:
+                self.learn(data[4:])
+
+    def learn(self, data: bytes) -> None:
+        """Import what a child imported that the zygote did not, so the next containers
+        find it loaded; then replace the spare, forked before. Each name is tried once; only
+        standard modules and submodules of packages the zygote holds are taken (a new
+        third-party package, maybe heavy, is the Pod's to name in its annotation)."""
+        import importlib
+        import warnings
+
+        added = False
+        for name in data.decode("utf-8", "replace").split("\n"):
+            if not name or name in self.tried or name in sys.modules:
+                continue
+            self.tried.add(name)
+            top = name.partition(".")[0]
+            if top in _NEVER_LEARN or (
+                top not in sys.stdlib_module_names and top not in sys.modules
+            ):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    importlib.import_module(name)
+            except BaseException:  # whatever it raised: it is just not preloaded
+                log.debug("warm zygote: cannot preload %s", name, exc_info=True)
+                continue
+            added = True
+        if not added:
+            return
+        import gc
+
+        gc.freeze()
+        if self.spare is not None:
+            self.spare.close()
+        self.spare = _Spare.fork(self.mains)
 
     def reap(self, pidfd: int) -> None:
         pid, conn, exit_path, report = self.children.pop(pidfd)
