@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import secrets
 import textwrap
 import time
@@ -19,6 +20,7 @@ from typing import Any
 Obj = dict[str, Any]
 
 _DONE = ("Succeeded", "Failed")
+_PRINTABLE = re.compile(r"[^\s=]+")  # metric names a printed result line can carry
 
 
 def _cond(obj: Obj, ctype: str) -> Obj | None:
@@ -61,6 +63,7 @@ def build_experiment(
     early_stopping: Obj | None,
     warm: str | None,
 ) -> Obj:
+    from shipyard.tuning.function_trial import RESULT_FORMAT
     from shipyard.tuning.templates import imports_of
 
     source = function_source(fn)
@@ -79,6 +82,20 @@ def build_experiment(
         }
     params = [{"name": n, **spec} for n, spec in parameters.items()]
     types = {p["name"]: p.get("parameterType") for p in params}
+    metric_names = [
+        objective["objectiveMetricName"],
+        *(objective.get("additionalMetricNames") or []),
+    ]
+    # A function that never calls report_metrics has its returned value printed to its log
+    # (StdOut, only the result's lines) rather than pushed: no HTTP round trip per trial.
+    printed = "report_metrics" not in source and all(
+        _PRINTABLE.fullmatch(str(n)) for n in metric_names
+    )
+    collector: Obj = (
+        {"collector": {"kind": "StdOut"}, "source": {"filter": {"metricsFormat": [RESULT_FORMAT]}}}
+        if printed
+        else {"collector": {"kind": "Push"}}
+    )
     container = {
         "name": "trial",
         "image": "python",
@@ -89,6 +106,7 @@ def build_experiment(
             {"name": "SHIPYARD_TRIAL_FUNCTION_NAME", "value": fn.__name__},
             {"name": "SHIPYARD_TRIAL_OBJECTIVE", "value": objective["objectiveMetricName"]},
             {"name": "SHIPYARD_TRIAL_TYPES", "value": json.dumps(types)},
+            *([{"name": "SHIPYARD_TRIAL_RESULT", "value": "stdout"}] if printed else []),
         ],
     }
     spec: Obj = {
@@ -97,7 +115,7 @@ def build_experiment(
         "parameters": params,
         "maxTrialCount": max_trials,
         "parallelTrialCount": parallel_trials,
-        "metricsCollectorSpec": {"collector": {"kind": "Push"}},
+        "metricsCollectorSpec": collector,
         "trialTemplate": {
             "primaryContainerName": "trial",
             "trialParameters": [{"name": n, "reference": n} for n in parameters],
