@@ -480,6 +480,19 @@ def _exit_code(value: object) -> int:
     return 1
 
 
+def _warm_up() -> None:
+    """One-time initialisations that a preloaded library would otherwise do lazily in every
+    container, once the zygote imported it. scikit-learn: its first input validation looks
+    for dataframe plugins through every installed distribution's entry points (narwhals),
+    5 ms of each forked trial that fits a model."""
+    if "sklearn" in sys.modules:
+        with contextlib.suppress(Exception):
+            import numpy as np
+            from sklearn.utils import check_array
+
+            check_array(np.zeros((2, 2)))
+
+
 def zygote_main(listen_fd: int, modules: list[str]) -> None:
     import gc
     import importlib
@@ -491,6 +504,7 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     for mod in modules:
         importlib.import_module(mod)
     _ROOTS = tuple(os.path.join(os.path.abspath(p), "") for p in sys.path if p and os.path.isabs(p))
+    _warm_up()
     mains = _main_code(modules)
     # Everything imported so far lives as long as the zygote: keep it out of the children's
     # garbage collections (a collection touching it would copy its pages into the child).
