@@ -33,6 +33,7 @@ POD_KEY = "Pod"
 RETRY_ANNOTATION = "pipelines.shipyard.dev/retry"
 TASK_LABEL = "pipelines.shipyard.dev/task"
 PACE_FROM = 0.005  # seconds: reconciles costing more than this pace the next one (see reconcile)
+GET_PODS_MAX = 32  # running tasks whose Pods a reconcile gets one by one rather than listing
 INLINE_MAX = 32 * 1024  # bytes: a task request up to this size goes in its Pod's args, not a file
 _OPS = {
     "==": lambda a, b: a == b,
@@ -88,12 +89,15 @@ def _duration(start: str | None, end: str | None) -> float | None:
 
 
 def _copy_status(old: Obj) -> Obj:
-    """A copy of a run's status that a reconcile may change: the status and each task record
-    are copied one level deep (reconciles replace, never mutate, anything nested inside a
-    task). Much cheaper than a deep copy, which dominated reconciles of runs of 1,000 tasks."""
+    """A copy of a run's status that a reconcile may change: the status and its map of task
+    records are copied, the records themselves are shared with ``old`` until a reconcile
+    changes one (``_Run.own`` copies it first; reconciles replace, never mutate, anything
+    nested inside a record). Comparing the result with ``old`` is then cheap too: a shared
+    record is equal by identity. Copying every record cost a reconcile of a 1,000-task run
+    0.15-0.45 ms and comparing them 0.2-0.5 ms."""
     st = dict(old)
     if "tasks" in st:
-        st["tasks"] = {tid: dict(t) for tid, t in st["tasks"].items()}
+        st["tasks"] = dict(st["tasks"])
     return st
 
 
@@ -243,9 +247,17 @@ class _Run:
         self.tasks: dict[str, Obj] = {t["name"]: t for t in self.spec["tasks"]}
         self.loops: Obj = self.spec.get("loops") or {}
         self.states: dict[str, Obj] = st.setdefault("tasks", {})
+        self._owned: set[str] = set()  # records copied from the old status (see _copy_status)
         self.delay: float | None = None
         self._rundir: str | None = None
         self._rundir_made = False
+
+    def own(self, tid: str) -> Obj:
+        """The task's record, to change: a copy of the one in the old status, made once."""
+        if tid not in self._owned:
+            self._owned.add(tid)
+            self.states[tid] = dict(self.states[tid])
+        return self.states[tid]
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -265,11 +277,12 @@ class _Run:
         return True
 
     def cancel(self) -> None:
-        for t in self.states.values():
+        for tid, t in list(self.states.items()):
             if t["state"] == "Running" and t.get("pod"):
                 with contextlib.suppress(NotFound):
                     self.ctl.store.delete(POD_KEY, self.ns, t["pod"])
             if t["state"] in ("Running", "Pending"):
+                t = self.own(tid)
                 t["state"] = "Cancelled"
                 t.setdefault("finishedAt", now_iso())
                 t.pop("retryAt", None)
@@ -324,16 +337,17 @@ class _Run:
             pod = pods.get(name)
             phase = ((pod or {}).get("status") or {}).get("phase")
             if pod is None:
-                self._failed(tid, t, "its Pod was deleted")
+                self._failed(tid, self.own(tid), "its Pod was deleted")
             elif phase == "Succeeded":
-                self._succeeded(tid, t)
+                self._succeeded(tid, self.own(tid))
             elif phase == "Failed":
-                self._failed(tid, t, self._error(tid, t, pod))
+                self._failed(tid, self.own(tid), self._error(tid, t, pod))
 
     def _pods(self, running: dict[str, tuple[str, Obj]]) -> dict[str, Obj]:
-        """The Pods of the running tasks, by name: one query for all of them (by task label
-        and owner) rather than one each."""
-        if len(running) <= 1:
+        """The Pods of the running tasks, by name: a get each for a few, else one query for
+        all of them (by task label and owner). The query's cost grows with the namespace's
+        Pods: with 2,000 there, 8 gets took 0.31 ms and the query 0.76 ms."""
+        if len(running) <= GET_PODS_MAX:
             out: dict[str, Obj] = {}
             for name in running:
                 pod = self.ctl.store.try_get(POD_KEY, self.ns, name)
@@ -507,6 +521,7 @@ class _Run:
                 t = self.states.get(tid)
                 if t is None:
                     t = self.states[tid] = {"task": name, "state": "Pending"}
+                    self._owned.add(tid)
                     if index is not None:
                         t["index"], t["id"] = index, tid
                 if t["state"] != "Pending":
@@ -519,12 +534,14 @@ class _Run:
                     continue
                 verdict = self._ready(name, task, index, failing)
                 if verdict == "skip":
+                    t = self.own(tid)
                     t.update(state="Skipped", finishedAt=now_iso())
                     settled = True
                     continue
                 if verdict != "ready" or running >= limit or not self._loop_slot(task, index):
                     continue
                 cpu = time.thread_time()
+                t = self.own(tid)
                 started = self._start(tid, t, task, index)
                 spent = self.ctl._spent
                 spent.pods = getattr(spent, "pods", 0.0) + time.thread_time() - cpu
