@@ -13,6 +13,7 @@ import contextlib
 import copy
 import secrets
 import threading
+import time
 from typing import Any
 
 from shipyard.core.controller import Controller
@@ -51,7 +52,12 @@ _COUNTS = {
 # looks again this much later, once for all such changes meanwhile, rather than at each
 # (which would write its status while the new trial's process starts). A trial that
 # finished or went away wakes it at once: that is what frees a slot for the next trial.
+# Such wakes are also spaced: short trials (a few a second) would otherwise bring one
+# counts-only reconcile (listing every trial, writing the status, a watch event) per trial,
+# which competes for the cores the trials run on and holds the experiment's key when a
+# finished trial needs it. A finishing trial's reconcile writes the counts anyway.
 COUNTS_DELAY = 0.2  # seconds
+COUNTS_SPACING = 1.0  # seconds between two counts-only wakes of one experiment
 
 _STATE = {
     "Succeeded": "complete",
@@ -92,6 +98,7 @@ class ExperimentController(Controller):
         self._owner = owner_named("Experiment")
         self.maps = {TRIAL.key: self._trial_event}
         self._soon: set[tuple[str, str]] = set()  # experiments with a COUNTS_DELAY wake due
+        self._last_wake: dict[tuple[str, str], float] = {}  # when their last one was due
         self._soon_lock = threading.Lock()
 
     def _trial_event(self, ev: Any) -> list[tuple[str, str]]:
@@ -104,7 +111,10 @@ class ExperimentController(Controller):
                 if key in self._soon:
                     continue
                 self._soon.add(key)
-            self.platform.manager.enqueue(self.kind, *key, after=COUNTS_DELAY)
+                now = time.monotonic()
+                due = max(now + COUNTS_DELAY, self._last_wake.get(key, 0.0) + COUNTS_SPACING)
+                self._last_wake[key] = due
+            self.platform.manager.enqueue(self.kind, *key, after=due - now)
         return []
 
     def reconcile(self, namespace: str, name: str) -> float | None:
@@ -112,6 +122,8 @@ class ExperimentController(Controller):
             self._soon.discard((namespace, name))
         exp = self.store.try_get(self.kind, namespace, name)
         if exp is None or exp["metadata"].get("deletionTimestamp"):
+            with self._soon_lock:
+                self._last_wake.pop((namespace, name), None)
             return None
         trials = self.store.list(TRIAL.key, namespace, owner_uid=exp["metadata"]["uid"]).items
         trials.sort(
