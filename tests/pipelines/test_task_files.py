@@ -63,6 +63,12 @@ def test_inline_request_writes_files_next_to_its_prefix_and_no_folder(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["add-0.1.outputs.json"]
 
 
+def test_a_missing_run_folder_is_made_again(tmp_path: Path) -> None:
+    prefix = str(tmp_path / "gone" / "add.1")
+    assert executor.run(json.dumps(request(add, tmp_path, parameters={"x": 1}, out=prefix))) == 0
+    assert json.loads(Path(f"{prefix}.outputs.json").read_text())["parameters"] == {"Output": 2}
+
+
 def test_a_failure_writes_the_error_file(tmp_path: Path) -> None:
     prefix = str(tmp_path / "boom.1")
     assert executor.run(json.dumps(request(boom, tmp_path, parameters={"x": 3}, out=prefix))) == 1

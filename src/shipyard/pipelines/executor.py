@@ -214,8 +214,14 @@ def _store_output(store: ArtifactStore, name: str, art: T.Artifact) -> Obj:
 def _write(path: str, data: Obj) -> None:
     # Written in place, not through a rename: the controller reads it only once the Pod
     # has exited with the code that follows a complete write.
-    with open(path, "w") as fh:
-        fh.write(json.dumps(data))
+    text = json.dumps(data)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:  # the run's folder went away since the controller made it
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def main() -> None:
