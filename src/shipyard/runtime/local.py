@@ -2,12 +2,14 @@
 
 It does the kubelet's job for the local node:
 
-- containers start through ``posix_spawn`` in their own session (process group), with stdout
-  and stderr appended to a log file per container that outlives the Pod, and a tiny
-  ``/bin/sh`` wrapper that records the exit code in a file, so a control plane restarted
-  after SIGKILL can still learn how a container it did not spawn ended;
-- one thread watches every process through a pidfd and runs the timers (restart backoff,
-  ``activeDeadlineSeconds``, SIGKILL after the grace period);
+- containers are started by the process shim (runtime/shim.py), a small process of its own
+  that is their parent: each runs in its own session (process group) with stdout and stderr
+  appended to a log file per container that outlives the Pod; the shim records every exit
+  code in a file, so a control plane restarted after SIGKILL can still learn how a container
+  ended while it was down;
+- one thread hears the shim's exit reports, watches re-adopted processes through a pidfd and
+  runs the timers (restart backoff, ``activeDeadlineSeconds``, SIGKILL after the grace
+  period);
 - init containers run in order, then the containers; ``restartPolicy`` Always / OnFailure /
   Never with exponential backoff; memory limits are enforced by a watchdog that kills the
   group and reports ``OOMKilled``; GPUs the scheduler assigned are passed in
@@ -26,7 +28,6 @@ import re
 import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,33 +41,12 @@ import psutil
 from shipyard.core import quantity
 from shipyard.core.resource import now_iso
 from shipyard.runtime.base import Assignment, Obj, OnChange
+from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks
 from shipyard.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
 
-# $1 working dir, $2 exit-code file, then the command. Records the exit code for re-adoption.
-# SIGTERM reaches the whole group; the wrapper outlives it (a no-op trap, which exec resets, so
-# the command keeps the default) to report how the command itself ended after a graceful stop.
-# The shell's own stderr goes to /dev/null (the command, exec'd in a subshell, keeps the log as
-# fd 2), so its notes such as "Terminated" about its killed child never land in the Pod's log.
-_WRAPPER = (
-    'trap : TERM; cd -- "$1" || exit 126; f=$2; shift 2; exec 3>&2 2>/dev/null; '
-    '(exec "$@" 2>&3 3>&-); rc=$?; echo $rc > "$f"; exit $rc'
-)
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$\(")
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """Start time of a live (non-zombie) process in clock ticks since boot, else None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -90,9 +70,10 @@ class _Container:
     pid: int | None = None
     ticks: int | None = None
     pidfd: int | None = None
-    child: bool = False
-    # Kept so subprocess never reaps it behind our back; marked reaped after our waitpid.
-    proc: subprocess.Popen[bytes] | None = None
+    # Started by our shim, which reports its exit (else: re-adopted or warm, watched by fd).
+    via_shim: bool = False
+    warm: bool = False
+    exit_waits: int = 0  # retries for the exit file of a re-adopted container
     state: str = "waiting"  # waiting | running | terminated
     reason: str = "ContainerCreating"
     message: str = ""
@@ -205,12 +186,16 @@ class LocalRuntime:
         self._lock = threading.RLock()
         self._pods: dict[str, _PodRun] = {}
         self._by_fd: dict[int, tuple[_PodRun, _Container]] = {}
+        self._by_pid: dict[int, tuple[_PodRun, _Container]] = {}  # started by the shim
+        self._which: dict[tuple[str, str], str] = {}
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ)
         self._timers: list[tuple[float, int, Callable[[], None], _PodRun | None]] = []
+        self._shim: Shim | None = None
+        self._start_shim()
         self._timer_seq = 0
         self._on_change: OnChange = lambda ns, name: None
         self._closed = False
@@ -323,6 +308,8 @@ class LocalRuntime:
             run = self._pods.pop(pod["metadata"]["uid"], None)
             if run is not None:
                 for c in run.containers():
+                    if c.pid is not None and self._by_pid.get(c.pid, (None, None))[1] is c:
+                        del self._by_pid[c.pid]
                     self._close_fd(c)
                     with contextlib.suppress(FileNotFoundError):
                         c.exit_path.unlink()
@@ -413,6 +400,8 @@ class LocalRuntime:
             for run in runs:
                 self._kill(run, signal.SIGKILL)
             self._closed = True
+            if self._shim is not None:
+                self._shim.close()
         os.write(self._wake_w, b"x")
         self.warm.shutdown()
 
@@ -516,7 +505,7 @@ class LocalRuntime:
                 "(the image's entrypoint is not known here)",
             )
             return
-        if shutil.which(argv[0], path=env.get("PATH")) is None and not os.access(argv[0], os.X_OK):
+        if not self._which_ok(argv[0], env.get("PATH")) and not os.access(argv[0], os.X_OK):
             self._fail_start(run, c, f"executable file not found in $PATH: {argv[0]!r}")
             return
         if c.spec.get("workingDir") and not Path(cwd).is_dir():
@@ -527,26 +516,12 @@ class LocalRuntime:
             c.exit_path.unlink()
         if self._spawn_warm(run, c, argv, env, cwd):
             return
-        fd = os.open(c.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            # subprocess's fork_exec releases the GIL while the child starts (os.posix_spawn
-            # holds it), so a burst of Pods does not stall the API and the controllers.
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, f"pod:{run.name}", cwd, str(c.exit_path), *argv],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            os.close(fd)
+            pid, c.ticks = self._shim_spawn(argv, env, cwd, str(c.log_path), str(c.exit_path))
+        except ShimError as exc:
             self._fail_start(run, c, f"cannot start: {exc}")
             return
-        os.close(fd)
-        pid = proc.pid
-        c.pid, c.child, c.proc = pid, True, proc
-        c.ticks = proc_start_ticks(pid) or 0
+        c.pid, c.via_shim, c.warm, c.exit_waits = pid, True, False, 0
         c.state, c.reason, c.message = "running", "", ""
         c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
             now_iso(),
@@ -555,10 +530,59 @@ class LocalRuntime:
             None,
             False,
         )
-        c.pidfd = os.pidfd_open(pid)
-        self._by_fd[c.pidfd] = (run, c)
-        self._sel.register(c.pidfd, selectors.EVENT_READ)
-        os.write(self._wake_w, b"x")
+        self._by_pid[pid] = (run, c)
+        if self._shim is not None and self._shim.has_exits():
+            os.write(self._wake_w, b"x")  # exits heard while waiting for this start
+
+    def _start_shim(self) -> Shim:
+        shim = Shim(self.run_dir / "shim.log")
+        self._shim = shim
+        self._sel.register(shim.fileno(), selectors.EVENT_READ)
+        return shim
+
+    def _shim_spawn(
+        self, argv: list[str], env: dict[str, str], cwd: str, log_path: str, exit_path: str
+    ) -> tuple[int, int]:
+        shim = self._shim if self._shim is not None and self._shim.alive else None
+        for attempt in (1, 2):
+            if shim is None:
+                self._shim_gone()
+                shim = self._start_shim()
+            try:
+                return shim.spawn(argv, env, cwd, log_path, exit_path)
+            except ShimError:
+                if shim.alive or attempt == 2:
+                    raise
+                shim = None
+        raise AssertionError("unreachable")
+
+    def _shim_gone(self) -> None:
+        """The shim died (it never should): watch its orphans like re-adopted processes."""
+        old, self._shim = self._shim, None
+        if old is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(old.fileno())
+            old.close()
+        orphans, self._by_pid = list(self._by_pid.values()), {}
+        for run, c in orphans:
+            c.via_shim = False
+            if not self._attach(run, c):
+                self._exit_later(run, c)
+
+    def _which_ok(self, cmd: str, path: str | None) -> bool:
+        """shutil.which, remembered: it stats every PATH entry (91 syscalls per Pod)."""
+        key = (cmd, path or "")
+        hit = self._which.get(key)
+        if hit is not None and os.access(hit, os.X_OK):
+            return True
+        found = shutil.which(cmd, path=path)
+        if found is None:
+            self._which.pop(key, None)
+            return False
+        if len(self._which) > 256:
+            self._which.clear()
+        self._which[key] = found
+        return True
 
     def _spawn_warm(
         self, run: _PodRun, c: _Container, argv: list[str], env: dict[str, str], cwd: str
@@ -570,7 +594,7 @@ class LocalRuntime:
         if got is None:
             return False
         pid, c.ticks, fd = got
-        c.pid, c.child = pid, False
+        c.pid, c.via_shim, c.warm = pid, False, True
         c.state, c.reason, c.message = "running", "", ""
         c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
             now_iso(),
@@ -598,7 +622,6 @@ class LocalRuntime:
             c.pidfd = os.pidfd_open(c.pid)
         except OSError:
             return False
-        c.child = False
         self._by_fd[c.pidfd] = (run, c)
         self._sel.register(c.pidfd, selectors.EVENT_READ)
         os.write(self._wake_w, b"x")
@@ -624,10 +647,15 @@ class LocalRuntime:
 
     @staticmethod
     def _read_exit_file(c: _Container) -> tuple[int, int | None]:
+        code = LocalRuntime._exit_code_in_file(c)
+        return (137 if code is None else code), None
+
+    @staticmethod
+    def _exit_code_in_file(c: _Container) -> int | None:
         try:
-            return int(c.exit_path.read_text().strip()), None
+            return int(c.exit_path.read_text().strip())
         except (OSError, ValueError):
-            return 137, None
+            return None
 
     def _close_fd(self, c: _Container) -> None:
         if c.pidfd is not None:
@@ -647,33 +675,44 @@ class LocalRuntime:
         self._update_phase(run)
 
     def _on_exit(self, run: _PodRun, c: _Container) -> None:
-        code: int
-        sig: int | None = None
+        """A re-adopted or warm container's fd said it ended: its code is in its exit file."""
         if c.pid:
-            # The container ended: nothing it left in its process group outlives it (as a
-            # container's processes die with it). The unreaped leader keeps the group id ours.
+            # Nothing it left in its process group outlives it (as a container's processes
+            # die with it).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(c.pid, signal.SIGKILL)
-        if c.child and c.pid:
-            try:
-                _, status = os.waitpid(c.pid, os.WNOHANG)
-            except ChildProcessError:
-                status = -1
-            if status == -1:
-                code, sig = self._read_exit_file(c)
-            elif os.WIFSIGNALED(status):
-                sig = os.WTERMSIG(status)
-                code = 128 + sig
-            else:
-                code = os.WEXITSTATUS(status)
-            if c.proc is not None:
-                c.proc.returncode = code
-                c.proc = None
-        else:
-            code, sig = self._read_exit_file(c)
         self._close_fd(c)
+        if not c.warm and self._exit_code_in_file(c) is None:
+            # The shim of the control plane that started it writes the file just after the
+            # process ends: give it a moment before calling the code lost.
+            self._exit_later(run, c)
+            return
+        self._finish(run, c, *self._read_exit_file(c))
+        self._advance(run)
+
+    def _exit_later(self, run: _PodRun, c: _Container) -> None:
+        def check() -> None:
+            if c.state != "running":
+                return
+            if self._exit_code_in_file(c) is None and c.exit_waits < 100:
+                c.exit_waits += 1
+                self._after(0.02, check, run)
+                return
+            self._finish(run, c, *self._read_exit_file(c))
+            self._advance(run)
+
+        self._after(0.02, check, run)
+
+    def _on_shim_exit(self, pid: int, code: int, sig: int | None) -> _PodRun | None:
+        entry = self._by_pid.pop(pid, None)
+        if entry is None:
+            return None
+        run, c = entry
+        if c.state != "running" or c.pid != pid:
+            return None
         self._finish(run, c, code, sig)
         self._advance(run)
+        return run
 
     def _finish(
         self,
@@ -780,6 +819,8 @@ class LocalRuntime:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                     continue
+                if self._shim is not None and fd == self._shim.fileno():
+                    continue  # drained below, with what spawn() set aside
                 with self._lock:
                     entry = self._by_fd.get(fd)
                     if entry is None:
@@ -787,6 +828,7 @@ class LocalRuntime:
                     run, c = entry
                     self._on_exit(run, c)
                 self._notify(run)
+            self._drain_shim()
             due: list[tuple[Callable[[], None], _PodRun | None]] = []
             with self._lock:
                 now = time.monotonic()
@@ -801,6 +843,22 @@ class LocalRuntime:
                     log.exception("runtime timer failed")
                 if owner is not None:
                     self._notify(owner)
+
+    def _drain_shim(self) -> None:
+        ended: list[_PodRun] = []
+        with self._lock:
+            shim = self._shim
+            if shim is None or self._closed:
+                return
+            for pid, code, sig in shim.exits():
+                run = self._on_shim_exit(pid, code, sig)
+                if run is not None:
+                    ended.append(run)
+            if not shim.alive:
+                log.warning("the process shim exited; watching its containers directly")
+                self._shim_gone()
+        for run in ended:
+            self._notify(run)
 
     def _notify(self, run: _PodRun) -> None:
         try:

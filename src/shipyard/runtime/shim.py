@@ -1,0 +1,264 @@
+"""The process shim: the parent of the local runtime's containers, in its own process.
+
+The control plane asks it to start a container; the shim starts it (vfork + exec, in its own
+session, output appended to the container's log), and when it ends kills what is left of its
+process group, writes the exit code to the container's exit file and tells the control plane.
+Because the shim is the parent and lives in its own session, a control plane killed with
+SIGKILL loses nothing: the shim keeps reaping and recording exit codes until its last
+container has ended, and the restarted control plane re-adopts the live processes and reads
+the codes of those that ended meanwhile (as containerd's shim does for the kubelet).
+
+One shim per control plane, started with it; it exits once the control plane has gone and
+no container is left. The wire format is a 4-byte length and a ``marshal`` payload over a
+socketpair. This module imports only the standard library: ``python -m
+shipyard.runtime.shim FD`` starts in about 20 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from typing import Any
+
+_LEN = struct.Struct("!I")
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot, else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def write_exit_file(path: str, code: int) -> None:
+    """Whole or not at all: a reader never sees a half-written code."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(f"{code}\n")
+    os.replace(tmp, path)
+
+
+class _Wire:
+    """Length-prefixed marshal messages over a stream socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = bytearray()
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        data = marshal.dumps(msg)
+        self.sock.sendall(_LEN.pack(len(data)) + data)
+
+    def feed(self) -> bool:
+        """Read what is there (the socket must be readable). False at end of stream."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._buf += data
+        return True
+
+    def messages(self) -> list[tuple[Any, ...]]:
+        out = []
+        while len(self._buf) >= 4:
+            (n,) = _LEN.unpack_from(self._buf)
+            if len(self._buf) < 4 + n:
+                break
+            out.append(marshal.loads(bytes(self._buf[4 : 4 + n])))
+            del self._buf[: 4 + n]
+        return out
+
+
+# -- the shim process -----------------------------------------------------------------------
+
+
+def _spawn(req: tuple[Any, ...]) -> subprocess.Popen[bytes]:
+    _, _, argv, env, cwd, log_path, _exit_path = req
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+        )
+    finally:
+        os.close(fd)
+
+
+def serve(fd: int) -> None:
+    """The shim's loop: spawn on request, reap, record, report; until nothing is left."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    wire = _Wire(sock)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, None)
+    children: dict[int, tuple[subprocess.Popen[bytes], int, str]] = {}  # pidfd -> ...
+    connected = True
+
+    def tell(msg: tuple[Any, ...]) -> None:
+        nonlocal connected
+        if not connected:
+            return
+        try:
+            sock.setblocking(True)
+            wire.send(msg)
+        except OSError:
+            connected = False
+        finally:
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+
+    while connected or children:
+        for key, _ in sel.select():
+            if key.data is None:
+                if not wire.feed():
+                    connected = False
+                    sel.unregister(sock)
+                    continue
+                for req in wire.messages():
+                    rid = req[1]
+                    try:
+                        proc = _spawn(req)
+                    except (OSError, subprocess.SubprocessError) as exc:
+                        tell(("error", rid, str(exc)))
+                        continue
+                    pidfd = os.pidfd_open(proc.pid)
+                    children[pidfd] = (proc, proc.pid, req[6])
+                    sel.register(pidfd, selectors.EVENT_READ, proc.pid)
+                    tell(("started", rid, proc.pid, proc_start_ticks(proc.pid) or 0))
+                continue
+            pidfd = int(key.fd)
+            proc, pid, exit_path = children.pop(pidfd)
+            sel.unregister(pidfd)
+            os.close(pidfd)
+            # The container ended: nothing it left in its group outlives it. The leader is
+            # not reaped yet, so the group id cannot have been reused.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            rc = proc.wait()
+            sig = -rc if rc < 0 else None
+            code = 128 + sig if sig else rc
+            with contextlib.suppress(OSError):
+                write_exit_file(exit_path, code)
+            tell(("exited", pid, code, sig))
+    sock.close()
+
+
+# -- the control plane's side -----------------------------------------------------------------
+
+
+class ShimError(Exception):
+    """The container could not be started (the message says why) or the shim is gone."""
+
+
+class Shim:
+    """The control plane's handle on its shim. ``spawn`` blocks for the shim's answer;
+    exits are collected by ``exits()`` when ``fileno()`` is readable (and while spawning)."""
+
+    def __init__(self, log_path: str | os.PathLike[str] | None = None) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shipyard.runtime.shim", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+            if log_path:
+                err.close()  # type: ignore[union-attr]
+        self.sock = ours
+        self._wire = _Wire(ours)
+        self._exits: list[tuple[int, int, int | None]] = []
+        self._lock = threading.Lock()
+        self._rid = 0
+        self.alive = True
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def spawn(
+        self, argv: list[str], env: dict[str, str], cwd: str, log_path: str, exit_path: str
+    ) -> tuple[int, int]:
+        """Start a container; returns (pid, start ticks). ShimError if it cannot start."""
+        with self._lock:
+            if not self.alive:
+                raise ShimError("the process shim has exited")
+            self._rid += 1
+            rid = self._rid
+            try:
+                self._wire.send(("spawn", rid, argv, env, cwd, log_path, exit_path))
+                while True:
+                    answer = None
+                    for msg in self._wire.messages():  # all of them: no exit stays unread
+                        if msg[0] == "exited":
+                            self._exits.append((msg[1], msg[2], msg[3]))
+                        elif msg[1] == rid:
+                            answer = msg
+                    if answer is not None:
+                        if answer[0] == "error":
+                            raise ShimError(answer[2])
+                        return int(answer[2]), int(answer[3])
+                    if not self._wire.feed():
+                        self.alive = False
+                        raise ShimError("the process shim has exited")
+            except OSError as exc:
+                self.alive = False
+                raise ShimError(f"the process shim has exited ({exc})") from exc
+
+    def has_exits(self) -> bool:
+        """Exits read (while spawning) and not yet collected by exits()."""
+        return bool(self._exits)
+
+    def exits(self) -> list[tuple[int, int, int | None]]:
+        """(pid, exit code, signal) of containers that ended, reading what is waiting."""
+        with self._lock:
+            self.sock.setblocking(False)
+            try:
+                if self.alive and not self._wire.feed():
+                    self.alive = False
+            finally:
+                self.sock.setblocking(True)
+            for msg in self._wire.messages():
+                if msg[0] == "exited":
+                    self._exits.append((msg[1], msg[2], msg[3]))
+            out, self._exits = self._exits, []
+            return out
+
+    def close(self) -> None:
+        """Hang up: the shim exits once its containers have ended."""
+        with self._lock:
+            self.alive = False
+            with contextlib.suppress(OSError):
+                self.sock.close()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -1,0 +1,147 @@
+"""The process shim (runtime/shim.py): the parent of local containers, in its own process,
+which records every exit code so a control plane killed with SIGKILL loses none."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from shipyard.runtime.base import Assignment
+from shipyard.runtime.local import LocalRuntime
+from shipyard.runtime.shim import Shim, ShimError
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> Iterator[Shim]:
+    s = Shim(tmp_path / "shim.log")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def start(shim: Shim, tmp_path: Path, name: str, *argv: str) -> tuple[int, Path, Path]:
+    log, exit_file = tmp_path / f"{name}.log", tmp_path / f"{name}.exit"
+    pid, ticks = shim.spawn(list(argv), dict(os.environ), str(tmp_path), str(log), str(exit_file))
+    assert pid > 0 and ticks >= 0
+    return pid, log, exit_file
+
+
+def collect(shim: Shim, pids: set[int]) -> dict[int, tuple[int, int | None]]:
+    got: dict[int, tuple[int, int | None]] = {}
+
+    def done() -> bool:
+        got.update({pid: (code, sig) for pid, code, sig in shim.exits()})
+        return pids <= got.keys()
+
+    wait_until(done, what=f"exits of {pids}")
+    return got
+
+
+def test_exit_codes_and_signals_are_reported_and_written(shim: Shim, tmp_path: Path) -> None:
+    ok, ok_log, ok_exit = start(shim, tmp_path, "ok", "sh", "-c", "echo hi; echo err >&2")
+    bad, _, bad_exit = start(shim, tmp_path, "bad", "sh", "-c", "exit 7")
+    killed, _, killed_exit = start(shim, tmp_path, "killed", "sleep", "30")
+    os.killpg(killed, signal.SIGTERM)  # its own process group
+    got = collect(shim, {ok, bad, killed})
+    assert got[ok] == (0, None) and got[bad] == (7, None)
+    assert got[killed] == (128 + signal.SIGTERM, signal.SIGTERM)
+    assert (ok_exit.read_text(), bad_exit.read_text(), killed_exit.read_text()) == (
+        "0\n",
+        "7\n",
+        f"{128 + signal.SIGTERM}\n",
+    )
+    assert ok_log.read_text() == "hi\nerr\n"
+
+
+def test_what_a_container_leaves_in_its_group_dies_with_it(shim: Shim, tmp_path: Path) -> None:
+    leader, _, _ = start(shim, tmp_path, "lead", "sh", "-c", "sleep 60 & echo $! > kid; sleep 0.3")
+    got = collect(shim, {leader})
+    assert got[leader] == (0, None)
+    kid = int((tmp_path / "kid").read_text())
+    wait_until(lambda: not psutil.pid_exists(kid) or psutil.Process(kid).status() == "zombie")
+
+
+def test_a_container_that_cannot_start_is_an_error_naming_why(shim: Shim, tmp_path: Path) -> None:
+    with pytest.raises(ShimError, match="no-such-program"):
+        start(shim, tmp_path, "x", "no-such-program")
+    with pytest.raises(ShimError, match="No such file"):
+        shim.spawn(
+            ["true"], {}, str(tmp_path / "missing"), str(tmp_path / "l"), str(tmp_path / "e")
+        )
+    pid, _, _ = start(shim, tmp_path, "after", "true")  # and the shim still works
+    assert collect(shim, {pid})[pid] == (0, None)
+
+
+def test_after_hang_up_the_shim_records_the_rest_then_exits(tmp_path: Path) -> None:
+    shim = Shim()
+    gate = tmp_path / "gate"
+    pid, _, exit_file = start(
+        shim, tmp_path, "late", "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done; exit 3"
+    )
+    shim.close()  # as a control plane killed with SIGKILL would
+    time.sleep(0.2)
+    assert shim.proc.poll() is None, "the shim must outlive its control plane while work runs"
+    gate.touch()
+    wait_until(lambda: exit_file.exists(), what="the exit file")
+    assert exit_file.read_text() == "3\n"
+    shim.proc.wait(timeout=10)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_runtime_survives_the_death_of_its_shim(tmp_path: Path) -> None:
+    rt = LocalRuntime(tmp_path / "data")
+    try:
+
+        def pod(name: str, command: list[str]) -> dict[str, Any]:
+            return {
+                "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "command": command}],
+                },
+            }
+
+        long = pod("long", ["sleep", "30"])
+        rt.start(long, Assignment())
+        wait_until(lambda: (rt.status(long) or {}).get("phase") == "Running")
+        shim = rt._shim
+        assert shim is not None
+        shim.proc.kill()
+        # Its orphan is watched directly; killed now, its code is lost and says so (137).
+        cid = (rt.status(long) or {})["containerStatuses"][0]["containerID"]
+        pid = int(cid[len("local://") :].split("/")[0])
+        wait_until(lambda: rt._shim is None or not rt._shim.alive or rt._shim is not shim)
+        os.killpg(pid, signal.SIGKILL)
+        status = wait_until(
+            lambda: (s := rt.status(long)) and s["phase"] in ("Succeeded", "Failed") and s
+        )
+        assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+        # A new shim starts the next Pod.
+        quick = pod("quick", [sys.executable, "-c", "raise SystemExit(5)"])
+        rt.start(quick, Assignment())
+        status = wait_until(
+            lambda: (s := rt.status(quick)) and s["phase"] in ("Succeeded", "Failed") and s
+        )
+        assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 5
+    finally:
+        rt.shutdown(grace=1.0)
