@@ -88,6 +88,35 @@ def test_release_wakes_pending_pods_that_now_fit() -> None:
     assert s.used()["cpu"] == 1
 
 
+def test_a_release_wakes_each_pending_pod_once_until_it_has_tried_again() -> None:
+    # Only Pod slots are short (as in a burst of more Pods than the node's 110): each release
+    # wakes the next waiting Pod, not every waiting Pod, and not one already woken.
+    s = Scheduler(Capacity(cpu=64, memory=2**40, pods=2))
+    woken: list[str] = []
+    s.wake = lambda ns, name: woken.append(name)
+    a, b = spod("a"), spod("b")
+    assert s.admit(a).admitted and s.admit(b).admitted
+    waiting = [spod(f"w{i}") for i in range(4)]
+    for w in waiting:
+        assert not s.admit(w).admitted
+    s.release(a["metadata"]["uid"])
+    assert woken == ["w0"]
+    s.release(b["metadata"]["uid"])
+    assert woken == ["w0", "w1"]
+    # w1 tries and fits; a newcomer takes the last slot before w0 tries: w0 waits again and
+    # the next release wakes it (it is first in line) rather than forgetting it.
+    assert s.admit(waiting[1]).admitted
+    newcomer = spod("new")
+    assert s.admit(newcomer).admitted
+    assert not s.admit(waiting[0]).admitted
+    s.release(newcomer["metadata"]["uid"])
+    assert woken == ["w0", "w1", "w0"]
+    assert s.used()["pods"] == 1
+    s.release(waiting[1]["metadata"]["uid"])
+    assert woken == ["w0", "w1", "w0", "w2"]
+    assert s.used()["pods"] == 0
+
+
 def test_admit_is_idempotent_and_release_frees() -> None:
     s = Scheduler(Capacity(cpu=2, memory=2**30))
     p = spod("p", cpu="2")

@@ -104,17 +104,29 @@ class Scheduler:
         self._lock = threading.RLock()
         self._alloc: dict[str, tuple[dict[str, float], tuple[str, ...]]] = {}
         self._pending: OrderedDict[str, tuple[str, str, dict[str, float]]] = OrderedDict()
+        # Pending Pods woken by a release and not yet back at admit(): their requests are set
+        # aside so the next release wakes others, not the same ones again.
+        self._woken: dict[str, dict[str, float]] = {}
+        self._used = dict.fromkeys(RESOURCES, 0.0)  # sum of the requests in _alloc
         self.wake: Callable[[str, str], None] = lambda ns, name: None
 
     # -- accounting ---------------------------------------------------------------------------
 
     def used(self) -> dict[str, float]:
         with self._lock:
-            used = dict.fromkeys(RESOURCES, 0.0)
-            for req, _ in self._alloc.values():
-                for r in RESOURCES:
-                    used[r] += req.get(r, 0.0)
-            return used
+            return dict(self._used)
+
+    def _take(self, uid: str, req: dict[str, float], gpus: tuple[str, ...]) -> None:
+        old = self._alloc.get(uid)
+        if old is not None:
+            self._give_back(old[0])
+        self._alloc[uid] = (req, gpus)
+        for r in RESOURCES:
+            self._used[r] += req.get(r, 0.0)
+
+    def _give_back(self, req: dict[str, float]) -> None:
+        for r in RESOURCES:
+            self._used[r] -= req.get(r, 0.0)
 
     def _free_gpus(self) -> list[str]:
         taken = {g for _, gpus in self._alloc.values() for g in gpus}
@@ -132,10 +144,19 @@ class Scheduler:
         uid = pod["metadata"]["uid"]
         with self._lock:
             gpus = tuple((pod.get("status") or {}).get("assignedGPUs") or ())
-            self._alloc[uid] = (_requests(pod), gpus)
+            self._take(uid, _requests(pod), gpus)
             self._pending.pop(uid, None)
+            self._woken.pop(uid, None)
 
     # -- admission ----------------------------------------------------------------------------
+
+    def _fits(self, req: dict[str, float], used: dict[str, float]) -> bool:
+        """_misfit() without the message, for the release path's scan of Pending Pods."""
+        cap = self.capacity
+        for r, want in req.items():
+            if want > 0 and used.get(r, 0.0) + want > cap.of(r) + 1e-9:
+                return False
+        return True
 
     def _misfit(self, req: dict[str, float], used: dict[str, float]) -> str | None:
         for r in RESOURCES:
@@ -159,6 +180,7 @@ class Scheduler:
         """Admit ``pod`` (and, for a gang, every member in ``gang``) or say why not."""
         uid = pod["metadata"]["uid"]
         with self._lock:
+            self._woken.pop(uid, None)
             if uid in self._alloc:
                 return Decision(True, gpus=self._alloc[uid][1])
             members = [m for m in gang or [pod] if m["metadata"]["uid"] not in self._alloc]
@@ -169,7 +191,7 @@ class Scheduler:
             for req in reqs:
                 for k, v in req.items():
                     total[k] = total.get(k, 0.0) + v
-            misfit = self._misfit(total, self.used())
+            misfit = self._misfit(total, self._used)
             if misfit:
                 ns, name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
                 self._pending.setdefault(uid, (ns, name, _requests(pod)))
@@ -182,8 +204,9 @@ class Scheduler:
                 n = int(req.get(quantity.GPU, 0))
                 gpus, free_gpus = tuple(free_gpus[:n]), free_gpus[n:]
                 muid = m["metadata"]["uid"]
-                self._alloc[muid] = (req, gpus)
+                self._take(muid, req, gpus)
                 self._pending.pop(muid, None)
+                self._woken.pop(muid, None)
                 if muid == uid:
                     mine = gpus
                 else:
@@ -194,6 +217,7 @@ class Scheduler:
         uid = pod["metadata"]["uid"]
         with self._lock:
             self._pending.pop(uid, None)
+            self._woken.pop(uid, None)
         return Decision(
             False, "WaitingForGang", f"gang waiting for its pods: {have} of {want} exist"
         )
@@ -202,13 +226,23 @@ class Scheduler:
         """Free a finished or deleted Pod's share and wake Pending Pods that may now fit."""
         with self._lock:
             self._pending.pop(uid, None)
-            if self._alloc.pop(uid, None) is None:
+            self._woken.pop(uid, None)
+            entry = self._alloc.pop(uid, None)
+            if entry is None:
                 return
-            used = self.used()
+            self._give_back(entry[0])
+            used = dict(self._used)
+            for req in self._woken.values():
+                for k, v in req.items():
+                    used[k] = used.get(k, 0.0) + v
             to_wake: list[tuple[str, str]] = []
-            for ns, name, req in self._pending.values():
-                if self._misfit(req, used) is None:
+            slots = self.capacity.pods
+            for puid, (ns, name, req) in self._pending.items():
+                if used["pods"] + 1 > slots:
+                    break  # every Pod takes a slot: none of the rest can fit either
+                if puid not in self._woken and self._fits(req, used):
                     to_wake.append((ns, name))
+                    self._woken[puid] = req
                     for k, v in req.items():
                         used[k] = used.get(k, 0.0) + v
         for ns, name in to_wake:
@@ -217,3 +251,4 @@ class Scheduler:
     def forget_pending(self, uid: str) -> None:
         with self._lock:
             self._pending.pop(uid, None)
+            self._woken.pop(uid, None)
