@@ -105,46 +105,76 @@ def bench_single(c: Client, n: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(plain)
 
 
-def bench_burst(url: str, n: int) -> tuple[float, int]:
-    """Apply ``n`` Pods at once from 8 connections; seconds until all have finished."""
+def bench_burst(url: str, n: int) -> tuple[float, int, float]:
+    """Apply ``n`` Pods at once from 8 keep-alive connections; seconds until all have
+    finished, Pods not Succeeded, and the CPU seconds this load generator used.
+
+    The load generator shares the 2 cores with the platform, so it is kept lean (as wrk is
+    for HTTP servers): plain ``http.client`` POSTs of pre-encoded bodies, and a watch that
+    asks the server for only the finished Pods (``phase=Succeeded,Failed``)."""
+    import http.client
+    import resource
+    from urllib.parse import urlsplit
+
+    import orjson
+
     done: set[str] = set()
     finished = threading.Event()
     watcher = Client(url)
     rv = watcher.list_page("pods", limit=1)["metadata"]["resourceVersion"]
 
     def watch() -> None:
-        for ev in watcher.watch("pods", selector="bench=burst", resource_version=rv, timeout=120):
-            phase = (ev["object"].get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed"):
-                done.add(ev["object"]["metadata"]["name"])
-                if len(done) >= n:
-                    finished.set()
-                    return
+        for ev in watcher.watch(
+            "pods",
+            selector="bench=burst",
+            resource_version=rv,
+            timeout=120,
+            phase="Succeeded,Failed",
+        ):
+            done.add(ev["object"]["metadata"]["name"])
+            if len(done) >= n:
+                finished.set()
+                return
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
-    clients = [Client(url) for _ in range(8)]
-    for cl in clients:
-        cl.types()
-
-    def create(i: int) -> None:
+    host = urlsplit(url)
+    bodies = []
+    for i in range(n):
         obj = pod(f"burst-{i}")
         obj["metadata"]["labels"] = {"bench": "burst"}
-        clients[i % 8].create(obj)
+        bodies.append(orjson.dumps(obj))
+    headers = {"Content-Type": "application/json"}
+    path = "/api/v1/namespaces/default/pods"
 
+    def create(worker: int) -> list[int]:
+        conn = http.client.HTTPConnection(host.hostname or "127.0.0.1", host.port)
+        codes = []
+        for body in bodies[worker::8]:
+            conn.request("POST", path, body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            codes.append(resp.status)
+        conn.close()
+        return codes
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, range(n)))
+        codes = [c for batch in pool.map(create, range(8)) for c in batch]
     finished.wait(300)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    if any(c != 201 for c in codes):
+        raise RuntimeError(f"creates answered {sorted(set(codes))}, not all 201")
     failed = sum(
         1
         for p in watcher.list("pods", selector="bench=burst")
         if (p.get("status") or {}).get("phase") != "Succeeded"
     )
-    for cl in [watcher, *clients]:
-        cl.close()
-    return elapsed, failed
+    watcher.close()
+    return elapsed, failed, cpu
 
 
 def fill(data_dir: Path, n: int) -> None:
@@ -237,13 +267,16 @@ def main() -> None:
             )
             rows.append(("    plain subprocess.run(['true'])", f"{plain * ms:.2f} ms", ""))
             rows.append(("    platform overhead", f"{(single - plain) * ms:.1f} ms", "<= 20 ms"))
-            elapsed, failed = bench_burst(server.url, n_burst)
+            elapsed, failed, gen_cpu = bench_burst(server.url, n_burst)
             rows.append(
                 (
                     f"(b) {n_burst} Pods at once until all finished",
                     f"{elapsed:.2f} s = {n_burst / elapsed:.0f} Pods/s",
                     ">= 500 Pods/s",
                 )
+            )
+            rows.append(
+                ("    CPU used by the load generator", f"{gen_cpu / n_burst * ms:.2f} ms/Pod", "")
             )
             if failed:
                 rows.append(("    Pods not Succeeded", str(failed), "0"))
