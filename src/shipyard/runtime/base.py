@@ -31,7 +31,8 @@ class Runtime(Protocol):
     name: str
 
     def set_on_change(self, callback: OnChange) -> None:
-        """Register the callback for status changes (the controller's enqueue)."""
+        """Register the callback for status changes (the controller's enqueue). Changes the
+        caller made itself (``start``) are not reported: it reads ``status`` next."""
 
     def start(self, pod: Obj, assignment: Assignment) -> None:
         """Start a Pod (idempotent: a Pod already known is left alone)."""

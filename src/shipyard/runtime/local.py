@@ -223,7 +223,8 @@ class LocalRuntime:
             run.start_time = now_iso()
             self._arm_deadline(run, 0.0)
             self._advance(run)
-        self._notify(run)
+        # No on_change here: the caller reads status() next (a wake-up would only make the
+        # controller reconcile the Pod a second time for nothing).
 
     def adopt(self, pod: Obj, extra_env: dict[str, str] | None = None) -> bool:
         """Rebuild a Pod's state from its stored status; re-attach to live processes."""
