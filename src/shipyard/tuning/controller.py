@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+import orjson
+
 from shipyard.core.controller import Controller
 from shipyard.core.resource import (
     Obj,
@@ -100,6 +102,11 @@ class ExperimentController(Controller):
         self._soon: set[tuple[str, str]] = set()  # experiments with a COUNTS_DELAY wake due
         self._last_wake: dict[tuple[str, str], float] = {}  # when their last one was due
         self._soon_lock = threading.Lock()
+        # Parsed trials by their stored JSON, per experiment: derived data (dropping it only
+        # means parsing again), so a reconcile parses just the trials that changed since the
+        # last one rather than all of them (a tune() trial carries its function's source).
+        # The objects are shared between reconciles and never modified.
+        self._parsed: dict[str, dict[bytes, Obj]] = {}
 
     def _trial_event(self, ev: Any) -> list[tuple[str, str]]:
         keys: list[tuple[str, str]] = self._owner(ev)
@@ -124,8 +131,10 @@ class ExperimentController(Controller):
         if exp is None or exp["metadata"].get("deletionTimestamp"):
             with self._soon_lock:
                 self._last_wake.pop((namespace, name), None)
+                if exp is not None:
+                    self._parsed.pop(exp["metadata"]["uid"], None)
             return None
-        trials = self.store.list(TRIAL.key, namespace, owner_uid=exp["metadata"]["uid"]).items
+        trials = self._trials(namespace, exp["metadata"]["uid"])
         trials.sort(
             key=lambda t: (t["metadata"].get("creationTimestamp", ""), t["metadata"]["name"])
         )
@@ -169,6 +178,15 @@ class ExperimentController(Controller):
 
     # -- parts --------------------------------------------------------------------------------
 
+    def _trials(self, namespace: str, uid: str) -> list[Obj]:
+        raw = self.store.list_raw(TRIAL.key, namespace, owner_uid=uid).items
+        with self._soon_lock:
+            known = self._parsed.get(uid) or {}
+        parsed = {item: known.get(item) or orjson.loads(item) for item in raw}
+        with self._soon_lock:
+            self._parsed[uid] = parsed
+        return list(parsed.values())
+
     def _count(self, exp: Obj, trials: list[Obj], status: Obj) -> dict[str, int]:
         phases = dict.fromkeys(_COUNTS, 0)
         for key, lst in _COUNTS.values():
@@ -191,11 +209,13 @@ class ExperimentController(Controller):
         status["trials"] = len(trials)
         if best is not None:
             t = best[1]
-            status["currentOptimalTrial"] = {
-                "bestTrialName": t["metadata"]["name"],
-                "parameterAssignments": t["spec"].get("parameterAssignments") or [],
-                "observation": (t.get("status") or {}).get("observation") or {},
-            }
+            status["currentOptimalTrial"] = copy.deepcopy(
+                {
+                    "bestTrialName": t["metadata"]["name"],
+                    "parameterAssignments": t["spec"].get("parameterAssignments") or [],
+                    "observation": (t.get("status") or {}).get("observation") or {},
+                }
+            )
         return phases
 
     def _outcome(
