@@ -356,6 +356,8 @@ class Suggester:
 
         dists = {n: distribution(p) for n, p in space.items()}
         for t in trials:
+            if t.name in cached.told:
+                continue  # finished and told already: nothing can change it
             state = TrialState[_STATES[t.state]]
             value = t.value if t.state == "complete" else None
             if t.state == "complete" and value is None:
@@ -370,7 +372,7 @@ class Suggester:
                 cached.numbers[t.name] = cached.study.trials[-1].number
                 if state != TrialState.RUNNING:
                     cached.told.add(t.name)
-            elif state != TrialState.RUNNING and t.name not in cached.told:
+            elif state != TrialState.RUNNING:
                 cached.study.tell(cached.numbers[t.name], value, state=state)
                 cached.told.add(t.name)
 
