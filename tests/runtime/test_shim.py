@@ -39,9 +39,33 @@ def shim(tmp_path: Path) -> Iterator[Shim]:
         s.close()
 
 
+# Exits heard while waiting for an answer, kept for collect().
+_heard: dict[int, list[tuple[Any, ...]]] = {}
+
+
+def answer(shim: Shim, rid: int) -> tuple[Any, ...]:
+    """Wait for the answer to request ``rid``."""
+    found: list[tuple[Any, ...]] = []
+
+    def check() -> bool:
+        for ev in shim.events():
+            if ev[0] == "exited":
+                _heard.setdefault(id(shim), []).append(ev)
+            elif ev[1] == rid:
+                found.append(ev)
+        return bool(found)
+
+    wait_until(check, what=f"the answer to request {rid}")
+    return found[0]
+
+
 def start(shim: Shim, tmp_path: Path, name: str, *argv: str) -> tuple[int, Path, Path]:
     log, exit_file = tmp_path / f"{name}.log", tmp_path / f"{name}.exit"
-    pid, ticks = shim.spawn(list(argv), dict(os.environ), str(tmp_path), str(log), str(exit_file))
+    rid = shim.start(list(argv), dict(os.environ), str(tmp_path), str(log), str(exit_file))
+    got = answer(shim, rid)
+    if got[0] == "error":
+        raise ShimError(got[2])
+    pid, ticks = got[2], got[3]
     assert pid > 0 and ticks >= 0
     return pid, log, exit_file
 
@@ -50,7 +74,8 @@ def collect(shim: Shim, pids: set[int]) -> dict[int, tuple[int, int | None]]:
     got: dict[int, tuple[int, int | None]] = {}
 
     def done() -> bool:
-        got.update({pid: (code, sig) for pid, code, sig in shim.exits()})
+        heard = _heard.pop(id(shim), []) + [e for e in shim.events() if e[0] == "exited"]
+        got.update({ev[1]: (ev[2], ev[3]) for ev in heard})
         return pids <= got.keys()
 
     wait_until(done, what=f"exits of {pids}")
@@ -84,10 +109,9 @@ def test_what_a_container_leaves_in_its_group_dies_with_it(shim: Shim, tmp_path:
 def test_a_container_that_cannot_start_is_an_error_naming_why(shim: Shim, tmp_path: Path) -> None:
     with pytest.raises(ShimError, match="no-such-program"):
         start(shim, tmp_path, "x", "no-such-program")
-    with pytest.raises(ShimError, match="No such file"):
-        shim.spawn(
-            ["true"], {}, str(tmp_path / "missing"), str(tmp_path / "l"), str(tmp_path / "e")
-        )
+    rid = shim.start(["true"], {}, str(tmp_path / "gone"), str(tmp_path / "l"), str(tmp_path / "e"))
+    kind, _, why = answer(shim, rid)
+    assert kind == "error" and "No such file" in why and "gone" in why
     pid, _, _ = start(shim, tmp_path, "after", "true")  # and the shim still works
     assert collect(shim, {pid})[pid] == (0, None)
 
@@ -143,5 +167,35 @@ def test_runtime_survives_the_death_of_its_shim(tmp_path: Path) -> None:
             lambda: (s := rt.status(quick)) and s["phase"] in ("Succeeded", "Failed") and s
         )
         assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 5
+    finally:
+        rt.shutdown(grace=1.0)
+
+
+def test_start_returns_at_once_and_the_runtime_calls_back_when_running(tmp_path: Path) -> None:
+    rt = LocalRuntime(tmp_path / "data")
+    heard: list[str] = []
+    rt.set_on_change(lambda ns, name: heard.append(name))
+    try:
+        pod = {
+            "metadata": {"name": "p", "namespace": "default", "uid": "uid-p"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "command": ["sleep", "5"]}],
+            },
+        }
+        rt.start(pod, Assignment())
+        first = rt.status(pod)
+        assert first is not None
+        cs = first["containerStatuses"][0]
+        if first["phase"] == "Pending":  # the shim has not answered yet: nothing to adopt
+            assert cs["state"]["waiting"]["reason"] == "ContainerCreating"
+            assert "containerID" not in cs
+        wait_until(lambda: "p" in heard, what="the call back")
+        running = rt.status(pod)
+        assert running is not None and running["phase"] == "Running"
+        assert running["containerStatuses"][0]["containerID"].startswith("local://")
+        # Stopped right away: stop() says so only when the process is really gone.
+        assert not rt.stop(pod, grace_seconds=1.0)
+        wait_until(lambda: rt.stop(pod), what="the stop")
     finally:
         rt.shutdown(grace=1.0)

@@ -74,7 +74,7 @@ class _Container:
     via_shim: bool = False
     warm: bool = False
     exit_waits: int = 0  # retries for the exit file of a re-adopted container
-    state: str = "waiting"  # waiting | running | terminated
+    state: str = "waiting"  # waiting | starting (asked of the shim) | running | terminated
     reason: str = "ContainerCreating"
     message: str = ""
     started_at: str | None = None
@@ -187,6 +187,7 @@ class LocalRuntime:
         self._pods: dict[str, _PodRun] = {}
         self._by_fd: dict[int, tuple[_PodRun, _Container]] = {}
         self._by_pid: dict[int, tuple[_PodRun, _Container]] = {}  # started by the shim
+        self._starting: dict[int, tuple[_PodRun, _Container]] = {}  # shim request id ->
         self._which: dict[tuple[str, str], str] = {}
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -302,7 +303,7 @@ class LocalRuntime:
                 run.stopping = True
                 self._kill(run, signal.SIGTERM)
                 self._after(run.grace, lambda: self._kill(run, signal.SIGKILL))
-            return not any(c.state == "running" for c in run.containers())
+            return not any(c.state in ("running", "starting") for c in run.containers())
 
     def forget(self, pod: Obj) -> None:
         with self._lock:
@@ -394,7 +395,7 @@ class LocalRuntime:
                 self._kill(run, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(
-            c.state == "running" for r in runs for c in r.containers()
+            c.state in ("running", "starting") for r in runs for c in r.containers()
         ):
             time.sleep(0.02)
         with self._lock:
@@ -518,11 +519,39 @@ class LocalRuntime:
         if self._spawn_warm(run, c, argv, env, cwd):
             return
         try:
-            pid, c.ticks = self._shim_spawn(argv, env, cwd, str(c.log_path), str(c.exit_path))
+            rid = self._shim_start(argv, env, cwd, str(c.log_path), str(c.exit_path))
         except ShimError as exc:
             self._fail_start(run, c, f"cannot start: {exc}")
             return
-        c.pid, c.via_shim, c.warm, c.exit_waits = pid, True, False, 0
+        # The shim answers on its socket; the runtime thread marks it running then.
+        c.state, c.reason, c.message = "starting", "ContainerCreating", ""
+        self._starting[rid] = (run, c)
+
+    def _start_shim(self) -> Shim:
+        shim = Shim(self.run_dir / "shim.log")
+        self._shim = shim
+        self._sel.register(shim.fileno(), selectors.EVENT_READ)
+        return shim
+
+    def _shim_start(
+        self, argv: list[str], env: dict[str, str], cwd: str, log_path: str, exit_path: str
+    ) -> int:
+        shim = self._shim
+        if shim is None or not shim.alive:
+            self._shim_gone()
+            shim = self._start_shim()
+        return shim.start(argv, env, cwd, log_path, exit_path)
+
+    def _on_started(self, rid: int, pid: int, ticks: int) -> _PodRun | None:
+        entry = self._starting.pop(rid, None)
+        if entry is None:
+            return None
+        run, c = entry
+        if self._pods.get(run.uid) is not run:  # forgotten meanwhile: nobody wants it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return None
+        c.pid, c.ticks, c.via_shim, c.warm, c.exit_waits = pid, ticks, True, False, 0
         c.state, c.reason, c.message = "running", "", ""
         c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
             now_iso(),
@@ -532,33 +561,26 @@ class LocalRuntime:
             False,
         )
         self._by_pid[pid] = (run, c)
-        if self._shim is not None and self._shim.has_exits():
-            os.write(self._wake_w, b"x")  # exits heard while waiting for this start
+        if run.stopping or run.phase in ("Succeeded", "Failed"):
+            # Stopped (or ended) while it was starting: it goes the way its siblings went.
+            sig = signal.SIGKILL if run.phase in ("Succeeded", "Failed") else signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+        self._update_phase(run)
+        return run
 
-    def _start_shim(self) -> Shim:
-        shim = Shim(self.run_dir / "shim.log")
-        self._shim = shim
-        self._sel.register(shim.fileno(), selectors.EVENT_READ)
-        return shim
-
-    def _shim_spawn(
-        self, argv: list[str], env: dict[str, str], cwd: str, log_path: str, exit_path: str
-    ) -> tuple[int, int]:
-        shim = self._shim if self._shim is not None and self._shim.alive else None
-        for attempt in (1, 2):
-            if shim is None:
-                self._shim_gone()
-                shim = self._start_shim()
-            try:
-                return shim.spawn(argv, env, cwd, log_path, exit_path)
-            except ShimError:
-                if shim.alive or attempt == 2:
-                    raise
-                shim = None
-        raise AssertionError("unreachable")
+    def _on_start_error(self, rid: int, message: str) -> _PodRun | None:
+        entry = self._starting.pop(rid, None)
+        if entry is None:
+            return None
+        run, c = entry
+        self._fail_start(run, c, f"cannot start: {message}")
+        self._advance(run)
+        return run
 
     def _shim_gone(self) -> None:
-        """The shim died (it never should): watch its orphans like re-adopted processes."""
+        """The shim died (it never should): watch its orphans like re-adopted processes;
+        what it had not started yet fails to start (its restart policy decides)."""
         old, self._shim = self._shim, None
         if old is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -569,6 +591,8 @@ class LocalRuntime:
             c.via_shim = False
             if not self._attach(run, c):
                 self._exit_later(run, c)
+        for rid in list(self._starting):
+            self._on_start_error(rid, "the process shim exited")
 
     def _which_ok(self, cmd: str, path: str | None) -> bool:
         """shutil.which, remembered: it stats every PATH entry (91 syscalls per Pod)."""
@@ -763,7 +787,7 @@ class LocalRuntime:
     def _update_phase(self, run: _PodRun) -> None:
         if run.reason == "DeadlineExceeded":
             # Failed once the killed containers are really gone, never while one runs.
-            if not any(c.state == "running" for c in run.containers()):
+            if not any(c.state in ("running", "starting") for c in run.containers()):
                 run.phase = "Failed"
         elif any(
             c.state == "terminated" and c.exit_code != 0 and not c.restart_pending for c in run.init
@@ -846,19 +870,28 @@ class LocalRuntime:
                     self._notify(owner)
 
     def _drain_shim(self) -> None:
-        ended: list[_PodRun] = []
+        shim = self._shim
+        if shim is None:
+            return
+        events = shim.events()
+        changed: dict[str, _PodRun] = {}
         with self._lock:
-            shim = self._shim
-            if shim is None or self._closed:
+            if self._closed:
                 return
-            for pid, code, sig in shim.exits():
-                run = self._on_shim_exit(pid, code, sig)
+            for ev in events:
+                run: _PodRun | None
+                if ev[0] == "started":
+                    run = self._on_started(ev[1], ev[2], ev[3])
+                elif ev[0] == "error":
+                    run = self._on_start_error(ev[1], ev[2])
+                else:
+                    run = self._on_shim_exit(ev[1], ev[2], ev[3])
                 if run is not None:
-                    ended.append(run)
-            if not shim.alive:
+                    changed[run.uid] = run
+            if not shim.alive and self._shim is shim:
                 log.warning("the process shim exited; watching its containers directly")
                 self._shim_gone()
-        for run in ended:
+        for run in changed.values():
             self._notify(run)
 
     def _notify(self, run: _PodRun) -> None:

@@ -76,6 +76,9 @@ class _Wire:
         self._buf += data
         return True
 
+    def add(self, data: bytes) -> None:
+        self._buf += data
+
     def messages(self) -> list[tuple[Any, ...]]:
         out = []
         while len(self._buf) >= 4:
@@ -108,7 +111,10 @@ def _spawn(req: tuple[Any, ...]) -> subprocess.Popen[bytes]:
 
 
 def serve(fd: int) -> None:
-    """The shim's loop: spawn on request, reap, record, report; until nothing is left."""
+    """The shim's loop: spawn on request, reap, record, report; until nothing is left.
+
+    It never blocks on the control plane: answers wait in a buffer until the socket takes
+    them, so it always keeps reading requests (and the control plane's sends always end)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
@@ -116,39 +122,32 @@ def serve(fd: int) -> None:
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, None)
     children: dict[int, tuple[subprocess.Popen[bytes], int, str]] = {}  # pidfd -> ...
+    out = bytearray()
     connected = True
 
     def tell(msg: tuple[Any, ...]) -> None:
-        nonlocal connected
-        if not connected:
-            return
-        try:
-            sock.setblocking(True)
-            wire.send(msg)
-        except OSError:
-            connected = False
-        finally:
-            with contextlib.suppress(OSError):
-                sock.setblocking(False)
+        if connected:
+            data = marshal.dumps(msg)
+            out.extend(_LEN.pack(len(data)) + data)
 
     while connected or children:
-        for key, _ in sel.select():
+        for key, events in sel.select():
             if key.data is None:
-                if not wire.feed():
-                    connected = False
-                    sel.unregister(sock)
-                    continue
-                for req in wire.messages():
-                    rid = req[1]
-                    try:
-                        proc = _spawn(req)
-                    except (OSError, subprocess.SubprocessError) as exc:
-                        tell(("error", rid, str(exc)))
-                        continue
-                    pidfd = os.pidfd_open(proc.pid)
-                    children[pidfd] = (proc, proc.pid, req[6])
-                    sel.register(pidfd, selectors.EVENT_READ, proc.pid)
-                    tell(("started", rid, proc.pid, proc_start_ticks(proc.pid) or 0))
+                if events & selectors.EVENT_READ:
+                    if not wire.feed():
+                        connected = False
+                        out.clear()
+                    for req in wire.messages():
+                        rid = req[1]
+                        try:
+                            proc = _spawn(req)
+                        except (OSError, subprocess.SubprocessError) as exc:
+                            tell(("error", rid, str(exc)))
+                            continue
+                        pidfd = os.pidfd_open(proc.pid)
+                        children[pidfd] = (proc, proc.pid, req[6])
+                        sel.register(pidfd, selectors.EVENT_READ, proc.pid)
+                        tell(("started", rid, proc.pid, proc_start_ticks(proc.pid) or 0))
                 continue
             pidfd = int(key.fd)
             proc, pid, exit_path = children.pop(pidfd)
@@ -164,6 +163,20 @@ def serve(fd: int) -> None:
             with contextlib.suppress(OSError):
                 write_exit_file(exit_path, code)
             tell(("exited", pid, code, sig))
+        if connected and out:
+            try:
+                del out[: sock.send(out)]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                connected = False
+                out.clear()
+        if not connected:
+            with contextlib.suppress(KeyError, ValueError):
+                sel.unregister(sock)
+        else:
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
+            sel.modify(sock, want, None)
     sock.close()
 
 
@@ -175,8 +188,9 @@ class ShimError(Exception):
 
 
 class Shim:
-    """The control plane's handle on its shim. ``spawn`` blocks for the shim's answer;
-    exits are collected by ``exits()`` when ``fileno()`` is readable (and while spawning)."""
+    """The control plane's handle on its shim. ``start`` asks for a container and returns
+    at once; the answers (started, error) and the exits come from ``events()`` when
+    ``fileno()`` is readable, so no caller waits for a process to start."""
 
     def __init__(self, log_path: str | os.PathLike[str] | None = None) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -196,68 +210,54 @@ class Shim:
                 err.close()  # type: ignore[union-attr]
         self.sock = ours
         self._wire = _Wire(ours)
-        self._exits: list[tuple[int, int, int | None]] = []
-        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._recv_lock = threading.Lock()
         self._rid = 0
         self.alive = True
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def spawn(
+    def start(
         self, argv: list[str], env: dict[str, str], cwd: str, log_path: str, exit_path: str
-    ) -> tuple[int, int]:
-        """Start a container; returns (pid, start ticks). ShimError if it cannot start."""
-        with self._lock:
+    ) -> int:
+        """Ask for a container; returns the request's id, which its answer carries:
+        ``("started", id, pid, start_ticks)`` or ``("error", id, why)``."""
+        with self._send_lock:
             if not self.alive:
                 raise ShimError("the process shim has exited")
             self._rid += 1
-            rid = self._rid
             try:
-                self._wire.send(("spawn", rid, argv, env, cwd, log_path, exit_path))
-                while True:
-                    answer = None
-                    for msg in self._wire.messages():  # all of them: no exit stays unread
-                        if msg[0] == "exited":
-                            self._exits.append((msg[1], msg[2], msg[3]))
-                        elif msg[1] == rid:
-                            answer = msg
-                    if answer is not None:
-                        if answer[0] == "error":
-                            raise ShimError(answer[2])
-                        return int(answer[2]), int(answer[3])
-                    if not self._wire.feed():
-                        self.alive = False
-                        raise ShimError("the process shim has exited")
+                self._wire.send(("spawn", self._rid, argv, env, cwd, log_path, exit_path))
             except OSError as exc:
                 self.alive = False
                 raise ShimError(f"the process shim has exited ({exc})") from exc
+            return self._rid
 
-    def has_exits(self) -> bool:
-        """Exits read (while spawning) and not yet collected by exits()."""
-        return bool(self._exits)
-
-    def exits(self) -> list[tuple[int, int, int | None]]:
-        """(pid, exit code, signal) of containers that ended, reading what is waiting."""
-        with self._lock:
-            self.sock.setblocking(False)
-            try:
-                if self.alive and not self._wire.feed():
+    def events(self) -> list[tuple[Any, ...]]:
+        """What the shim said since last time, in order: ``started``/``error`` answers and
+        ``("exited", pid, code, signal)``. Never blocks; sets ``alive`` False at its end."""
+        with self._recv_lock:
+            while self.alive:
+                try:
+                    data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    data = b""
+                if not data:
                     self.alive = False
-            finally:
-                self.sock.setblocking(True)
-            for msg in self._wire.messages():
-                if msg[0] == "exited":
-                    self._exits.append((msg[1], msg[2], msg[3]))
-            out, self._exits = self._exits, []
-            return out
+                    break
+                self._wire.add(data)
+            return self._wire.messages()
 
     def close(self) -> None:
         """Hang up: the shim exits once its containers have ended."""
-        with self._lock:
-            self.alive = False
-            with contextlib.suppress(OSError):
-                self.sock.close()
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 if __name__ == "__main__":
