@@ -28,6 +28,20 @@ log = logging.getLogger(__name__)
 PENDING_RETRY = 5.0  # seconds between admission attempts of a Pod that did not fit
 
 
+def _only_creating(status: Obj | None) -> bool:
+    """Every container is still being created (none has a process yet)."""
+    if status is None or status.get("phase") != "Pending":
+        return False
+    containers = (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    )
+    return bool(containers) and all(
+        (cs.get("state") or {}).get("waiting", {}).get("reason") == "ContainerCreating"
+        and not cs.get("containerID")
+        for cs in containers
+    )
+
+
 class PodController(Controller):
     kind = POD.key
     workers = 4
@@ -77,6 +91,11 @@ class PodController(Controller):
                 # Releases wake Pending Pods at once; this periodic retry (as kube-scheduler
                 # flushes its unschedulable queue) only bounds the cost of a missed wake-up.
                 return PENDING_RETRY
+            elif _only_creating(self.runtime.status(pod)):
+                # Just started, nothing to tell yet: the runtime calls back within a few
+                # milliseconds with the containers running (or already finished), and that
+                # status is written then: one write fewer per Pod.
+                return None
         self._sync(pod)
         return None
 
