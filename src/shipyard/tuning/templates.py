@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -203,7 +204,20 @@ def preload_modules(container: Obj, source_dir: str | None) -> str | None:
         base = Path(container.get("workingDir") or source_dir or ".")
         script = Path(rest[0]) if os.path.isabs(rest[0]) else base / rest[0]
         try:
-            source = script.read_text()
+            st = script.stat()
         except OSError:
-            source = ""
+            return ""
+        return _script_imports(str(script), st.st_mtime_ns, st.st_size)
+    return ",".join(imports_of(source))
+
+
+@functools.lru_cache(maxsize=64)
+def _script_imports(path: str, mtime_ns: int, size: int) -> str:
+    """The warm annotation for a script, parsed once per version of the file (every trial
+    of an experiment runs the same script: parsing it and looking up its imports each time
+    was on the path from a trial's creation to its Pod's)."""
+    try:
+        source = Path(path).read_text()
+    except OSError:
+        source = ""
     return ",".join(imports_of(source))
