@@ -57,7 +57,10 @@ _COUNTS = {
 # Such wakes are also spaced: short trials (a few a second) would otherwise bring one
 # counts-only reconcile (listing every trial, writing the status, a watch event) per trial,
 # which competes for the cores the trials run on and holds the experiment's key when a
-# finished trial needs it. A finishing trial's reconcile writes the counts anyway.
+# finished trial needs it. A finishing trial's reconcile writes the counts too, unless it
+# created trials (whose creation brings such a wake) within COUNTS_SPACING of the last write:
+# counts and the best trial then show at most about two seconds late; completion, failure
+# and the first Running condition are written at once.
 COUNTS_DELAY = 0.2  # seconds
 COUNTS_SPACING = 1.0  # seconds between two counts-only wakes of one experiment
 
@@ -101,6 +104,7 @@ class ExperimentController(Controller):
         self.maps = {TRIAL.key: self._trial_event}
         self._soon: set[tuple[str, str]] = set()  # experiments with a COUNTS_DELAY wake due
         self._last_wake: dict[tuple[str, str], float] = {}  # when their last one was due
+        self._written: dict[tuple[str, str], float] = {}  # when their status was last written
         self._soon_lock = threading.Lock()
         # Parsed trials by their stored JSON, per experiment: derived data (dropping it only
         # means parsing again), so a reconcile parses just the trials that changed since the
@@ -131,6 +135,7 @@ class ExperimentController(Controller):
         if exp is None or exp["metadata"].get("deletionTimestamp"):
             with self._soon_lock:
                 self._last_wake.pop((namespace, name), None)
+                self._written.pop((namespace, name), None)
                 if exp is not None:
                     self._parsed.pop(exp["metadata"]["uid"], None)
             return None
@@ -155,12 +160,13 @@ class ExperimentController(Controller):
             old = copy.deepcopy(status)
         spec = exp["spec"]
         outcome = self._outcome(spec, status, phases, finished, active)
+        created = 0
         if outcome is None:
             want = min(
                 spec["parallelTrialCount"] - active,
                 (spec.get("maxTrialCount") or 1 << 30) - finished - active,
             )
-            ended = self._create_trials(exp, trials, want) if want > 0 else False
+            ended, created = self._create_trials(exp, trials, want) if want > 0 else (False, 0)
             if ended and active == 0:
                 outcome = ("Succeeded", "SuggestionEndReached", "the search space is exhausted")
         if outcome is not None:
@@ -173,8 +179,16 @@ class ExperimentController(Controller):
             self._kill_active(namespace, trials)
         else:
             set_condition(status, "Running", True, "ExperimentRunning", "Experiment is running")
+            if created and is_true(old, "Running") and self._wrote_lately((namespace, name)):
+                # Only counts and the best trial moved, and the new trials' creation brings
+                # a counts wake that writes them: not now, while their processes start.
+                return None
         self._write(exp, old, status)
         return None
+
+    def _wrote_lately(self, key: tuple[str, str]) -> bool:
+        with self._soon_lock:
+            return time.monotonic() - self._written.get(key, -1e9) < COUNTS_SPACING
 
     # -- parts --------------------------------------------------------------------------------
 
@@ -265,14 +279,15 @@ class ExperimentController(Controller):
         status.pop("completionTime", None)
         return True
 
-    def _create_trials(self, exp: Obj, trials: list[Obj], want: int) -> bool:
+    def _create_trials(self, exp: Obj, trials: list[Obj], want: int) -> tuple[bool, int]:
+        """Whether the search space is exhausted, and how many trials were created."""
         md = exp["metadata"]
         views = [_view(t, exp["spec"]) for t in trials]
         names = [f"{md['name'][:54]}-{secrets.token_hex(4)}" for _ in range(want)]
         suggestions, ended = self.suggester.suggest(exp, views, names)
         for trial_name, assignment in zip(names, suggestions, strict=False):
             self._create_trial(exp, trial_name, assignment)
-        return ended
+        return ended, len(suggestions)
 
     def _create_trial(self, exp: Obj, trial_name: str, assignment: dict[str, str]) -> None:
         md, spec = exp["metadata"], exp["spec"]
@@ -326,6 +341,8 @@ class ExperimentController(Controller):
     def _write(self, exp: Obj, old: Obj, status: Obj) -> None:
         if status != old:
             md = exp["metadata"]
+            with self._soon_lock:
+                self._written[(md.get("namespace", ""), md["name"])] = time.monotonic()
             with contextlib.suppress(NotFound):
                 self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
         return None
