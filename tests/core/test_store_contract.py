@@ -662,6 +662,24 @@ def test_events_are_snapshots_of_what_was_written(store: Store) -> None:
     assert [e.obj for e in events] == [e.obj for e in store.events_since(0)]
 
 
+def test_events_carry_name_phase_labels_and_owners_as_written(store: Store) -> None:
+    # Listeners read these without parsing the object; live and replayed events agree.
+    owner = {"apiVersion": "x/v1", "kind": "Owner", "name": "o", "uid": "u-1", "controller": True}
+    with store.watch() as next_events:
+        obj = store.create(KIND, widget("a", labels={"v": "1"}, owners=[owner]))
+        obj["metadata"]["labels"]["v"] = "changed by the caller afterwards"
+        store.update_status(KIND, "team-a", "a", {"phase": "Running"})
+        live = next_events(1.0)
+    for events in (live, store.events_since(0)):
+        assert [(e.namespace, e.name, e.phase) for e in events] == [
+            ("team-a", "a", None),
+            ("team-a", "a", "Running"),
+        ]
+        assert [e.labels for e in events] == [{"v": "1"}, {"v": "1"}]
+        assert [[r["uid"] for r in e.owner_refs] for e in events] == [["u-1"], ["u-1"]]
+        assert orjson.loads(events[1].data) == events[1].obj
+
+
 def test_subscribe(store: Store) -> None:
     heard: list[tuple[str, int]] = []
 

@@ -194,7 +194,7 @@ class Manager:
             runner.queue.add(key)
         owned = self._owned.get(ev.kind)
         if owned:
-            for ref in ev.obj["metadata"].get("ownerReferences") or ():
+            for ref in ev.owner_refs:
                 if not ref.get("controller"):
                     continue
                 group = ref.get("apiVersion", "").rpartition("/")[0]
