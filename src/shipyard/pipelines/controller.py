@@ -129,11 +129,9 @@ class PipelineRunController(Controller):
     def _pod_event(ev: Event) -> list[tuple[str, str]]:
         """The run that controls a Pod which ended or went away (a Pod's other changes, such
         as Pending -> Running, change nothing its run looks at)."""
-        if ev.type != "DELETED":
-            st = ev.obj.get("status") or {}
-            if st.get("phase") not in ("Succeeded", "Failed"):
-                return []
-        for ref in ev.obj["metadata"].get("ownerReferences") or ():
+        if ev.type != "DELETED" and ev.phase not in ("Succeeded", "Failed"):
+            return []
+        for ref in ev.owner_refs:
             if (
                 ref.get("controller")
                 and ref.get("kind") == PIPELINE_RUN.kind

@@ -27,7 +27,7 @@ class RecurringRunController(Controller):
 
     @staticmethod
     def _run_changed(ev: Any) -> list[tuple[str, str]]:
-        owner = ((ev.obj.get("metadata") or {}).get("labels") or {}).get(RECURRING_LABEL)
+        owner = ev.labels.get(RECURRING_LABEL)
         return [(ev.namespace, owner)] if owner else []
 
     def reconcile(self, namespace: str, name: str) -> float | None:

@@ -31,6 +31,13 @@ def _frame(etype: str, obj: Any, rv: int | None = None) -> bytes:
     return head + b"data: " + orjson.dumps({"type": etype, "object": obj}) + b"\n\n"
 
 
+def _event_frame(ev: Event) -> bytes:
+    """An event as sent: its stored JSON as is, not parsed and encoded again."""
+    return (
+        f'id: {ev.rv}\ndata: {{"type":"{ev.type}","object":'.encode() + ev.data.encode() + b"}\n\n"
+    )
+
+
 def watch_response(
     store: Store,
     info: KindInfo,
@@ -79,7 +86,7 @@ async def _stream(
     phases = frozenset(phase.split(",")) if phase else None
 
     def in_phase(ev: Event) -> bool:
-        return phases is None or (ev.obj.get("status") or {}).get("phase") in phases
+        return phases is None or ev.phase in phases
 
     def listener(ev: Event) -> None:
         if (
@@ -113,8 +120,8 @@ async def _stream(
                 return
             for ev in backlog:
                 last = ev.rv
-                if selectors.matches(reqs, ev.obj):
-                    yield _frame(ev.type, ev.obj, ev.rv)
+                if not reqs or selectors.matches(reqs, ev.obj):
+                    yield _event_frame(ev)
         deadline = None if limit is None else loop.time() + limit
         while True:
             wait = HEARTBEAT if deadline is None else min(HEARTBEAT, deadline - loop.time())
@@ -130,7 +137,7 @@ async def _stream(
             if ev.rv <= last:
                 continue
             last = ev.rv
-            if selectors.matches(reqs, ev.obj):
-                yield _frame(ev.type, ev.obj, ev.rv)
+            if not reqs or selectors.matches(reqs, ev.obj):
+                yield _event_frame(ev)
     finally:
         unsubscribe()
