@@ -198,6 +198,8 @@ class NodeAgent:
                 return
             run = _without_cluster_dns(pod)
             self.runtime.start(run, Assignment(node=self.name, extra_env=extra))
+            # The runtime calls back for later changes only: report what start() did.
+            self._changed(md["namespace"], md["name"])
 
     def _delete(self, pod: Obj) -> None:
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
