@@ -79,6 +79,7 @@ class NodeAgent:
         self.runtime.set_on_change(self._changed)
         self.pods: dict[tuple[str, str], Obj] = {}
         self._lock = threading.RLock()
+        self._report_lock = threading.Lock()
         self._closed = threading.Event()
         self._server = _LogServer(self, cert, key)
         self.port = self._server.port
@@ -221,11 +222,13 @@ class NodeAgent:
         if pod["metadata"].get("deletionTimestamp"):
             self._delete(pod)
             return
-        status = self.runtime.status(pod)
-        if status is not None:
-            self._report(pod, status)
-            if status["phase"] in ("Succeeded", "Failed"):
-                pass  # keep the processes' record until the Pod is deleted
+        # One report at a time, each of the status as it is then: reports from start() and
+        # from the runtime's call back must not land out of order.
+        with self._report_lock:
+            status = self.runtime.status(pod)
+            if status is not None:
+                self._report(pod, status)
+        # A finished Pod's processes keep their record until the Pod is deleted.
 
     def _report(self, pod: Obj, status: Obj) -> None:
         status = {k: v for k, v in status.items() if k != "assignedGPUs"}
