@@ -84,6 +84,9 @@ _UPDATE_ROW = (
     .values(rv=sa.bindparam("v_rv"), phase=sa.bindparam("v_phase"), data=sa.bindparam("v_data"))
 )
 _INSERT_EVENT = events_t.insert()
+_INSERT_ROW = resources.insert()
+_INSERT_LABELS = labels_t.insert()
+_INSERT_OWNERS = owners_t.insert()
 
 
 def _key(kind: str, namespace: str, name: str) -> dict[str, str]:
@@ -581,12 +584,12 @@ class Store:
         labels = md.get("labels") or {}
         if labels:
             conn.execute(
-                labels_t.insert(),
+                _INSERT_LABELS,
                 [{"resource_id": rid, "key": k, "value": v} for k, v in labels.items()],
             )
         uids = {ref["uid"] for ref in md.get("ownerReferences") or [] if ref.get("uid")}
         if uids:
-            conn.execute(owners_t.insert(), [{"resource_id": rid, "owner_uid": u} for u in uids])
+            conn.execute(_INSERT_OWNERS, [{"resource_id": rid, "owner_uid": u} for u in uids])
 
     def create(self, kind: str, obj: Obj, *, phase: str | None = None) -> Obj:
         """Insert a new object; fills uid, resourceVersion, generation, creationTimestamp."""
@@ -602,15 +605,16 @@ class Store:
             md["resourceVersion"] = str(self._next_rv())
             try:
                 result = conn.execute(
-                    resources.insert().values(
-                        kind=kind,
-                        namespace=ns,
-                        name=md["name"],
-                        uid=md["uid"],
-                        rv=int(md["resourceVersion"]),
-                        phase=phase or (obj.get("status") or {}).get("phase"),
-                        data=_dumps(obj),
-                    )
+                    _INSERT_ROW,
+                    {
+                        "kind": kind,
+                        "namespace": ns,
+                        "name": md["name"],
+                        "uid": md["uid"],
+                        "rv": int(md["resourceVersion"]),
+                        "phase": phase or (obj.get("status") or {}).get("phase"),
+                        "data": _dumps(obj),
+                    },
                 )
             except sa.exc.IntegrityError:
                 where = f" in namespace {ns!r}" if ns else ""
