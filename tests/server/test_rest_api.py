@@ -297,3 +297,30 @@ def test_openapi_document(http: httpx.Client) -> None:
     assert {"get", "put", "patch", "delete"} <= set(ns_item)
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids)), "duplicate operationIds in the OpenAPI document"
+
+
+def test_create_answers_and_is_timed_like_every_route(http: httpx.Client) -> None:
+    # Creates take a shorter path through the server than other requests; what a client
+    # sees and what /metrics counts must not tell them apart.
+    make_ns(http, "fast")
+    path = PODS.format(ns="fast")
+    assert http.post(path, json=inert_pod("one")).status_code == 201
+    again = http.post(path, json=inert_pod("one"))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "AlreadyExists"
+    bad = http.post(path, json={**inert_pod("two"), "spec": {"containers": "nope"}})
+    assert bad.status_code == 422 and bad.json()["error"]["field"]
+    assert http.post(path, content=b"{not json").status_code == 400
+    unknown = http.post("/api/v1/namespaces/fast/widgets", json=inert_pod("three"))
+    assert unknown.status_code == 404
+    dry = http.post(path, params={"dryRun": "All"}, json=inert_pod("dry"))
+    assert dry.status_code == 201 and http.get(path + "/dry").status_code == 404
+    text = http.get("/metrics").text
+    route = 'route="/api/{version}/namespaces/{namespace}/{plural}"'
+    for code in ("201", "409", "422", "400", "404"):
+        assert any(
+            line.startswith("shipyard_api_request_duration_seconds_count{")
+            and 'method="POST"' in line
+            and route in line
+            and f'status="{code}"' in line
+            for line in text.splitlines()
+        ), code

@@ -8,6 +8,7 @@ are server-sent events; errors are ``{"error": {"code", "message", "field"}}``.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -428,8 +429,22 @@ class _App(FastAPI):
     """
 
     direct: tuple[tuple[str, Any], ...] = ()
+    # Set by create_app: POST of a JSON object to a namespaced collection (the create of a
+    # burst of Pods or pipeline tasks) goes straight to Api.create, timed as its route.
+    api: Any = None
+    metrics: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and self.api is not None
+            and not scope.get("query_string")
+        ):
+            m = _CREATE_PATH.match(scope["path"])
+            if m is not None and not scope.get("root_path"):
+                await self._create(m, scope, receive, send)
+                return
         if scope["type"] == "http" and self.direct:
             root: str = scope.get("root_path", "")
             path: str = scope["path"]
@@ -443,6 +458,41 @@ class _App(FastAPI):
                     await sub_app(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
+
+    async def _create(self, m: re.Match[str], scope: Any, receive: Any, send: Any) -> None:
+        """The create route without FastAPI's router and middleware (~0.2 ms a request):
+        the same handler, errors and latency metric."""
+        start = time.perf_counter()
+        core = m.group("group") is None
+        try:
+            response = await self.api.create(
+                Request(scope, receive),
+                "" if core else m.group("group"),
+                m.group("version"),
+                m.group("plural"),
+                m.group("namespace"),
+            )
+        except ShipyardError as exc:
+            response = _error(exc)
+        except Exception as exc:
+            log.exception("unhandled error in POST %s", scope["path"])
+            err = {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+            response = _json({"error": {**err, "field": None}}, 500)
+        await response(scope, receive, send)
+        route = _CREATE_ROUTES[core]
+        self.metrics.api_seconds.labels("POST", route, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+
+
+_CREATE_PATH = re.compile(
+    r"^/(?:api|apis/(?P<group>[^/]+))/(?P<version>[^/]+)/namespaces/(?P<namespace>[^/]+)"
+    r"/(?P<plural>[^/]+)$"
+)
+_CREATE_ROUTES = {
+    True: "/api/{version}/namespaces/{namespace}/{plural}",
+    False: "/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+}
 
 
 def create_app(platform: Any) -> FastAPI:
@@ -527,4 +577,5 @@ def create_app(platform: Any) -> FastAPI:
             app.direct += ((prefix.rstrip("/"), sub_app),)
     app.mount(ui.PREFIX, ui.assets_app())
     app.add_middleware(_Timing, metrics=platform.metrics)
+    app.api, app.metrics = api, platform.metrics
     return app
