@@ -109,9 +109,11 @@ def test_what_a_container_leaves_in_its_group_dies_with_it(shim: Shim, tmp_path:
 def test_a_container_that_cannot_start_is_an_error_naming_why(shim: Shim, tmp_path: Path) -> None:
     with pytest.raises(ShimError, match="no-such-program"):
         start(shim, tmp_path, "x", "no-such-program")
-    rid = shim.start(["true"], {}, str(tmp_path / "gone"), str(tmp_path / "l"), str(tmp_path / "e"))
+    (tmp_path / "file").write_text("")  # a folder cannot be made under a file
+    where = str(tmp_path / "file" / "sub")
+    rid = shim.start(["true"], {}, where, str(tmp_path / "l"), str(tmp_path / "e"))
     kind, _, why = answer(shim, rid)
-    assert kind == "error" and "No such file" in why and "gone" in why
+    assert kind == "error" and "Not a directory" in why and "file" in why
     pid, _, _ = start(shim, tmp_path, "after", "true")  # and the shim still works
     assert collect(shim, {pid})[pid] == (0, None)
 

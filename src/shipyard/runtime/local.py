@@ -412,8 +412,9 @@ class LocalRuntime:
     def _new_run(self, pod: Obj, assignment: Assignment) -> _PodRun:
         md, spec = pod["metadata"], pod.get("spec") or {}
         uid = md["uid"]
+        # Made by whoever starts a container (the shim, or here for warm ones): a new Pod's
+        # folders cost ~0.26 ms of mkdir calls, on the control plane's busiest thread.
         logdir = self.logs_dir / md.get("namespace", "") / md["name"] / uid[:8]
-        logdir.mkdir(parents=True, exist_ok=True)
         gpus = list(assignment.gpus)
 
         def build(spec_c: Obj, init: bool) -> _Container:
@@ -513,11 +514,13 @@ class LocalRuntime:
         if c.spec.get("workingDir") and not Path(cwd).is_dir():
             self._fail_start(run, c, f"workingDir {cwd!r} does not exist on this machine")
             return
-        Path(cwd).mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
-        if self._spawn_warm(run, c, argv, env, cwd):
-            return
+        if self.warm.eligible(run.pod, argv, env) is not None:
+            Path(cwd).mkdir(parents=True, exist_ok=True)
+            c.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if self._spawn_warm(run, c, argv, env, cwd):
+                return
         try:
             rid = self._shim_start(argv, env, cwd, str(c.log_path), str(c.exit_path))
         except ShimError as exc:

@@ -1,12 +1,13 @@
 """The process shim: the parent of the local runtime's containers, in its own process.
 
-The control plane asks it to start a container; the shim starts it (vfork + exec, in its own
-session, output appended to the container's log), and when it ends kills what is left of its
-process group, writes the exit code to the container's exit file and tells the control plane.
-Because the shim is the parent and lives in its own session, a control plane killed with
-SIGKILL loses nothing: the shim keeps reaping and recording exit codes until its last
-container has ended, and the restarted control plane re-adopts the live processes and reads
-the codes of those that ended meanwhile (as containerd's shim does for the kubelet).
+The control plane asks it to start a container; the shim makes its folders and starts it
+(vfork + exec, in its own session, output appended to the container's log), and when it
+ends kills what is left of its process group, writes the exit code to the container's exit
+file and tells the control plane. Because the shim is the parent and lives in its own
+session, a control plane killed with SIGKILL loses nothing: the shim keeps reaping and
+recording exit codes until its last container has ended, and the restarted control plane
+re-adopts the live processes and reads the codes of those that ended meanwhile (as
+containerd's shim does for the kubelet).
 
 One shim per control plane, started with it; it exits once the control plane has gone and
 no container is left. The wire format is a 4-byte length and a ``marshal`` payload over a
@@ -95,6 +96,8 @@ class _Wire:
 
 def _spawn(req: tuple[Any, ...]) -> subprocess.Popen[bytes]:
     _, _, argv, env, cwd, log_path, _exit_path = req
+    os.makedirs(cwd, exist_ok=True)  # the Pod's own folder, unless it named a workingDir
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         return subprocess.Popen(
