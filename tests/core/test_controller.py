@@ -5,7 +5,6 @@ requeue-after, exponential backoff after exceptions)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,9 @@ from shipyard.core.controller import Controller, Manager, WorkQueue
 from shipyard.core.metrics import Metrics
 from shipyard.core.resource import KindInfo, KindRegistry
 from shipyard.core.store import Event, Store
+from waiting import wait_until
 
 Key = tuple[str, str]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.01)
 
 
 def get_in_thread(q: WorkQueue) -> tuple[threading.Thread, list[Key | None]]:

@@ -5,9 +5,8 @@
 from __future__ import annotations
 
 import functools
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,9 @@ import pytest
 
 from shipyard.client import Client
 from shipyard.core.scheduler import GANG_LABEL, GANG_SIZE, Capacity, Scheduler, detect_capacity
+from waiting import wait_until
 
 Obj = dict[str, Any]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 def spod(name: str, cpu: str | None = None, gpus: int = 0, memory: str | None = None) -> Obj:

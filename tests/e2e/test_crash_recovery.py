@@ -14,8 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,12 @@ import pytest
 
 from shipyard.client import Client
 from shipyard.runtime.local import proc_start_ticks
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 def free_port() -> int:

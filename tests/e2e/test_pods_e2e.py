@@ -11,8 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,12 @@ import pytest
 
 from shipyard import errors
 from shipyard.client import Client
+from waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@ the local runtime together (status in the store, deletion, logs, GPUs)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,9 @@ import pytest
 from shipyard import errors
 from shipyard.client import Client
 from shipyard.runtime.local import proc_start_ticks
+from waiting import wait_until
 
 Obj = dict[str, Any]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 def pod(name: str, *command: str, restart: str = "Never", **container: Any) -> Obj:

@@ -5,9 +5,8 @@ containers, env, start errors and killing whole process groups."""
 from __future__ import annotations
 
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,9 @@ import pytest
 
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime, proc_start_ticks
+from waiting import wait_until
 
 Obj = dict[str, Any]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 def make_pod(

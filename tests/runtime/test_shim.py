@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,7 @@ import pytest
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.shim import Shim, ShimError
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.01)
+from waiting import wait_until
 
 
 @pytest.fixture

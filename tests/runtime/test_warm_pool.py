@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,9 @@ import pytest
 
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
+from waiting import wait_until
 
 Obj = dict[str, Any]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.01)
 
 
 def warm_pod(*containers: Obj, warm: str = "", restart: str = "Never", **ann: str) -> Obj:

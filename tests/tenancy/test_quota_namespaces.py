@@ -3,8 +3,6 @@ quota status, terminal Pods not counted, namespace deletion, missing namespaces.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,19 +11,9 @@ import pytest
 from shipyard import errors
 from shipyard.client import Client
 from shipyard.runtime.local import proc_start_ticks
+from waiting import wait_until
 
 Obj = dict[str, Any]
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 def namespace(name: str) -> Obj:

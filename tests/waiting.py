@@ -1,0 +1,22 @@
+"""Polling for tests that watch real processes and servers change state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something truthy, and return that; fail naming
+    ``what`` (or the check) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.02)
