@@ -70,9 +70,7 @@ class _Container:
     pid: int | None = None
     ticks: int | None = None
     pidfd: int | None = None
-    # Started by our shim, which reports its exit (else: re-adopted or warm, watched by fd).
-    via_shim: bool = False
-    warm: bool = False
+    warm: bool = False  # forked by the warm pool, which writes its exit file before it ends
     exit_waits: int = 0  # retries for the exit file of a re-adopted container
     state: str = "waiting"  # waiting | starting (asked of the shim) | running | terminated
     reason: str = "ContainerCreating"
@@ -516,10 +514,11 @@ class LocalRuntime:
             return
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
-        if self.warm.eligible(run.pod, argv, env) is not None:
+        mods = self.warm.eligible(run.pod, argv, env)
+        if mods is not None:
             Path(cwd).mkdir(parents=True, exist_ok=True)
             c.log_path.parent.mkdir(parents=True, exist_ok=True)
-            if self._spawn_warm(run, c, argv, env, cwd):
+            if self._spawn_warm(run, c, mods, argv, env, cwd):
                 return
         try:
             rid = self._shim_start(argv, env, cwd, str(c.log_path), str(c.exit_path))
@@ -554,15 +553,7 @@ class LocalRuntime:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             return None
-        c.pid, c.ticks, c.via_shim, c.warm, c.exit_waits = pid, ticks, True, False, 0
-        c.state, c.reason, c.message = "running", "", ""
-        c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
-            now_iso(),
-            None,
-            None,
-            None,
-            False,
-        )
+        self._mark_running(c, pid, ticks, warm=False)
         self._by_pid[pid] = (run, c)
         if run.stopping or run.phase in ("Succeeded", "Failed"):
             # Stopped (or ended) while it was starting: it goes the way its siblings went.
@@ -591,7 +582,6 @@ class LocalRuntime:
             old.close()
         orphans, self._by_pid = list(self._by_pid.values()), {}
         for run, c in orphans:
-            c.via_shim = False
             if not self._attach(run, c):
                 self._exit_later(run, c)
         for rid in list(self._starting):
@@ -613,29 +603,34 @@ class LocalRuntime:
         return True
 
     def _spawn_warm(
-        self, run: _PodRun, c: _Container, argv: list[str], env: dict[str, str], cwd: str
+        self,
+        run: _PodRun,
+        c: _Container,
+        mods: tuple[str, ...],
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
     ) -> bool:
         """Fork a warm-eligible Python container from the warm pool (runtime/warm.py). It is
         not our child: its connection to the zygote is watched like a pidfd and its exit code
         comes from its exit file."""
-        got = self.warm.spawn(run.pod, argv, env, cwd, c.log_path, c.exit_path)
+        got = self.warm.spawn(mods, argv, env, cwd, c.log_path, c.exit_path)
         if got is None:
             return False
-        pid, c.ticks, fd = got
-        c.pid, c.via_shim, c.warm = pid, False, True
-        c.state, c.reason, c.message = "running", "", ""
-        c.started_at, c.finished_at, c.exit_code, c.signal, c.oom = (
-            now_iso(),
-            None,
-            None,
-            None,
-            False,
-        )
+        pid, ticks, fd = got
+        self._mark_running(c, pid, ticks, warm=True)
         c.pidfd = fd
         self._by_fd[fd] = (run, c)
         self._sel.register(fd, selectors.EVENT_READ)
         os.write(self._wake_w, b"x")
         return True
+
+    @staticmethod
+    def _mark_running(c: _Container, pid: int, ticks: int, *, warm: bool) -> None:
+        c.pid, c.ticks, c.warm, c.exit_waits = pid, ticks, warm, 0
+        c.state, c.reason, c.message = "running", "", ""
+        c.started_at, c.finished_at = now_iso(), None
+        c.exit_code, c.signal, c.oom = None, None, False
 
     def _fail_start(self, run: _PodRun, c: _Container, message: str) -> None:
         c.pid = None

@@ -164,18 +164,18 @@ class WarmPool:
 
     def spawn(
         self,
-        pod: Obj,
+        mods: tuple[str, ...],
         argv: list[str],
         env: dict[str, str],
         cwd: str,
         log_path: Path,
         exit_path: Path,
     ) -> tuple[int, int, int] | None:
-        """Fork the container from a zygote; return (pid, start ticks, fd to watch) or None to
-        fall back to a normal spawn. The fd becomes readable once the container ended and its
-        exit file is written; the caller owns and closes it."""
-        mods = self.eligible(pod, argv, env)
-        if mods is None or self._broken.get(mods, 0) >= 3:
+        """Fork the container from the zygote holding ``mods`` (what ``eligible`` said); return
+        (pid, start ticks, fd to watch) or None to fall back to a normal spawn. The fd becomes
+        readable once the container ended and its exit file is written; the caller owns and
+        closes it."""
+        if self._broken.get(mods, 0) >= 3:
             return None
         request = json.dumps(
             {"argv": argv, "env": env, "cwd": cwd, "log": str(log_path), "exit": str(exit_path)}
