@@ -129,7 +129,6 @@ class Event:
         phase: str | bool | None = False,
         owner_refs: tuple[Obj, ...] | None = None,
         labels: dict[str, str] | None = None,
-        obj: Obj | None = None,
     ) -> None:
         self.type = type
         self.kind = kind
@@ -144,7 +143,7 @@ class Event:
         self._phase = phase  # False: not given, read it from obj
         self._owner_refs = owner_refs
         self._labels = labels
-        self._obj = obj
+        self._obj: Obj | None = None
 
     @property
     def obj(self) -> Obj:
