@@ -81,6 +81,24 @@ def test_add_after_of_a_queued_key_is_deduplicated() -> None:
     assert got == [None]
 
 
+def test_a_key_waits_once_at_its_earliest_time() -> None:
+    # Controllers that ask "look again in N s" at every reconcile must not pile up waits.
+    q = WorkQueue()
+    for _ in range(50):
+        q.add_after(("ns", "a"), 5.0)
+    q.add_after(("ns", "a"), 0.05)  # earlier: replaces the wait
+    q.add_after(("ns", "a"), 9.0)  # later: changes nothing
+    assert len(q) == 1
+    assert q.get() == ("ns", "a")
+    q.done(("ns", "a"))
+    assert len(q) == 0
+    t, got = get_in_thread(q)
+    t.join(0.3)
+    assert got == [], "the replaced waits must not come back"
+    q.close()
+    t.join(5)
+
+
 def test_close_wakes_blocked_workers() -> None:
     q = WorkQueue()
     t, got = get_in_thread(q)

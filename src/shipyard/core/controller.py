@@ -43,7 +43,10 @@ class Reconciler(Protocol):
 
 class WorkQueue:
     """client-go's work queue semantics: a key is queued at most once, never processed by
-    two workers at once, and a key added while being processed is processed again after."""
+    two workers at once, and a key added while being processed is processed again after.
+    A key waits for a delayed add once, at the earliest time asked (as client-go's delaying
+    queue does): a reconcile that asks to look again in N seconds each time it runs does not
+    pile up waits, and the reconcile that runs asks again for what it still needs."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -51,6 +54,7 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._processing: set[Key] = set()
         self._delayed: list[tuple[float, int, Key]] = []
+        self._due: dict[Key, float] = {}  # the time each delayed key waits for
         self._seq = 0
         self._closed = False
 
@@ -68,8 +72,12 @@ class WorkQueue:
             self.add(key)
             return
         with self._cond:
+            due = time.monotonic() + delay
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
             self._seq += 1
-            heapq.heappush(self._delayed, (time.monotonic() + delay, self._seq, key))
+            heapq.heappush(self._delayed, (due, self._seq, key))
             self._cond.notify()
 
     def get(self) -> Key | None:
@@ -80,7 +88,10 @@ class WorkQueue:
                     return None
                 now = time.monotonic()
                 while self._delayed and self._delayed[0][0] <= now:
-                    _, _, key = heapq.heappop(self._delayed)
+                    due, _, key = heapq.heappop(self._delayed)
+                    if self._due.get(key) != due:
+                        continue  # replaced by an earlier time for the same key
+                    del self._due[key]
                     if key not in self._dirty:
                         self._dirty.add(key)
                         if key not in self._processing:
@@ -107,7 +118,7 @@ class WorkQueue:
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._queue) + len(self._delayed)
+            return len(self._queue) + len(self._due)
 
 
 class _Runner:
