@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,6 @@ from shipyard.tuning.metrics import (
 from shipyard.tuning.templates import build_pod, build_resource, pod_template, rewrite_paths
 
 HISTORY_CAP = 1000
-LOOK_SLACK = 0.01  # seconds: a delayed wake may run this much early and still be the look
 
 
 class TrialController(Controller):
@@ -57,30 +54,8 @@ class TrialController(Controller):
         self.platform = platform
         self.store = platform.store
         self.tails = Tails()
-        # When the next look at a running trial is due, per trial: every reconcile of a
-        # running trial asks for one, and the work queue keeps each of those delayed wakes,
-        # so a trial's creation, its Pod's creation and its start meant three looks a second
-        # later (for a short trial: three reconciles of a finished one). One is enough.
-        self._looks: dict[tuple[str, str], float] = {}
-        self._looks_lock = threading.Lock()
 
     def reconcile(self, namespace: str, name: str) -> float | None:
-        key = (namespace, name)
-        with self._looks_lock:
-            due = self._looks.get(key)
-            if due is not None and due <= time.monotonic() + LOOK_SLACK:
-                del self._looks[key]  # this is (or replaces) that look
-        after = self._reconcile(namespace, name)
-        if after is None:
-            return None
-        with self._looks_lock:
-            due, want = self._looks.get(key), time.monotonic() + after
-            if due is not None and due <= want:
-                return None  # an earlier look is on its way
-            self._looks[key] = want
-        return after
-
-    def _reconcile(self, namespace: str, name: str) -> float | None:
         trial = self.store.try_get(self.kind, namespace, name)
         if trial is None or trial["metadata"].get("deletionTimestamp"):
             return None
