@@ -322,3 +322,26 @@ def test_the_environment_is_exactly_the_containers(
         assert r.warm.zygote_pids()
     finally:
         r.shutdown(grace=2)
+
+
+def test_a_container_starts_as_in_a_fresh_interpreter_whether_or_not_a_spare_took_it(
+    rt: LocalRuntime,
+) -> None:
+    """A spare prepares itself before its request arrives (session, stdin, signals); a child
+    forked for a request when no spare was ready does the same itself. Started together,
+    some containers take the spare and some are forked directly: all must see the same."""
+    code = (
+        "import os, signal, sys\n"
+        "assert os.getsid(0) == os.getpid() == os.getpgid(0), 'own session'\n"
+        "assert sys.stdin.read() == '', 'stdin is /dev/null'\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "for s in (signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP, signal.SIGCHLD):\n"
+        "    assert signal.getsignal(s) == signal.SIG_DFL, s\n"
+        "print('fresh')\n"
+    )
+    pods = [warm_pod(py(code)) for _ in range(12)]
+    for p in pods:
+        rt.start(p, Assignment())
+    for p in pods:
+        assert terminated(finished(rt, p))["exitCode"] == 0, log_of(rt, p)
+        assert log_of(rt, p).strip() == "fresh"

@@ -273,8 +273,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
 def _write_exit(path: str, code: int) -> bool:
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w") as fh:
-            fh.write(f"{code}\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, f"{code}\n".encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError:
         return False
@@ -289,18 +292,41 @@ def _read_exit(path: str) -> int | None:
         return None
 
 
-def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) -> None:
+def _prepare() -> set[str]:
+    """What a child does before it looks at its request, so that a spare does it while it
+    waits for one (off the request's path: a third of a millisecond): its own session,
+    standard input from /dev/null, signals handled as in a fresh interpreter. Returns the
+    modules loaded now, to tell later which ones the container imported."""
+    import signal
+
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return set(sys.modules)
+
+
+def _child(
+    conn: socket.socket,
+    req: Obj,
+    mains: _Mains,
+    report: socket.socket,
+    before: set[str] | None = None,
+) -> None:
     """In the forked child: become the container, never return. ``report`` (its end of a
     socket pair with the zygote, close-on-exec) carries the exit code once the exit file
-    is written, so the end is known before the kernel has torn the process down."""
+    is written, so the end is known before the kernel has torn the process down.
+    ``before`` is what :func:`_prepare` returned, if the child called it already."""
     code = 1
     ident: tuple[int, int] | None = None
     learned = b""
     try:
-        os.setsid()
+        if before is None:
+            before = _prepare()
         fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         keep = report.fileno()
@@ -311,7 +337,6 @@ def _child(conn: socket.socket, req: Obj, mains: _Mains, report: socket.socket) 
             os.closerange(keep + 1, 65536)
         else:
             os.closerange(3, 65536)
-        before = set(sys.modules)
         code = _run(req, mains)
         if code == 0:
             learned = _learnable(before, req["argv"], mains)
@@ -375,11 +400,7 @@ def _learnable(before: set[str], argv: list[str], mains: _Mains) -> bytes:
 def _run(req: Obj, mains: _Mains) -> int:
     import atexit
     import runpy
-    import signal
 
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     env: dict[str, str] = req["env"]
     _set_environ(env)
     if env.get("PYTHONUNBUFFERED"):
@@ -515,6 +536,10 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
 
     global _ROOTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What every container runs (see _run): imported here once, not in each of them.
+    import atexit  # noqa: F401
+    import runpy  # noqa: F401
+
     for mod in modules:
         importlib.import_module(mod)
     _ROOTS = tuple(os.path.join(os.path.abspath(p), "") for p in sys.path if p and os.path.isabs(p))
@@ -751,12 +776,13 @@ def _spare_main(sock: socket.socket, mains: _Mains) -> None:
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
     try:
+        before = _prepare()
         body, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
-    except OSError:
+    except BaseException:
         body, fds = b"", []
     if not body or not fds:
         os._exit(0)  # the zygote is stopping (or gone)
-    _child(socket.socket(fileno=fds[0]), json.loads(body), mains, sock)
+    _child(socket.socket(fileno=fds[0]), json.loads(body), mains, sock, before)
 
 
 if __name__ == "__main__":
