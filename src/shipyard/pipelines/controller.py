@@ -233,7 +233,7 @@ class PipelineRunController(Controller):
         if key not in self._preloads:
             import importlib.util
 
-            mods = {"shipyard.pipelines.executor", "shipyard.pipelines.dsl"}
+            mods = {"shipyard.pipelines.executor_main", "shipyard.pipelines.dsl"}
             for comp in (pspec.get("components") or {}).values():
                 for mod in comp.get("imports") or []:
                     with contextlib.suppress(ImportError, ValueError):
@@ -807,7 +807,7 @@ class _Run:
         container: Obj = {
             "name": "main",
             "image": comp.get("image") or "python:3.11",
-            "command": ["python", "-m", "shipyard.pipelines.executor"],
+            "command": ["python", "-m", "shipyard.pipelines.executor_main"],
             "args": [arg],
             "env": env,
         }

@@ -1,4 +1,5 @@
-"""Runs one pipeline task inside its Pod: ``python -m shipyard.pipelines.executor INPUT``.
+"""Runs one pipeline task inside its Pod: ``python -m shipyard.pipelines.executor_main INPUT``
+(``python -m shipyard.pipelines.executor INPUT`` works too).
 
 INPUT is the task's request (component source, resolved parameter values, input artifacts)
 as a JSON object, or the path of a file holding it (as KFP passes ``--executor_input``, the
@@ -213,15 +214,20 @@ def _store_output(store: ArtifactStore, name: str, art: T.Artifact) -> Obj:
 
 def _write(path: str, data: Obj) -> None:
     # Written in place, not through a rename: the controller reads it only once the Pod
-    # has exited with the code that follows a complete write.
-    text = json.dumps(data)
+    # has exited with the code that follows a complete write. Plain os.write: a text file
+    # object costs a forked task a third of a millisecond more.
+    text = json.dumps(data).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except FileNotFoundError:  # the run's folder went away since the controller made it
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    try:
+        view = memoryview(text)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def main() -> None:
