@@ -12,6 +12,7 @@ replaced, the store and its database are real.
 from __future__ import annotations
 
 import base64
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -305,6 +306,55 @@ def test_update_status(store: Store) -> None:
     # A later spec update keeps the status written here.
     s2["spec"] = {"size": 5}
     assert store.update(KIND, s2)["status"] == {"phase": "Succeeded"}
+
+
+def test_get_with_a_known_copy_returns_it_only_while_it_is_current(store: Store) -> None:
+    created = store.create(KIND, widget("a", spec={"size": 1}))
+    known = store.get(KIND, "team-a", "a")
+    assert store.try_get(KIND, "team-a", "a", known=known) is known
+    # Anything written since (status here) makes the store read and return the new object.
+    store.update_status(KIND, "team-a", "a", {"phase": "Running"})
+    fresh = store.try_get(KIND, "team-a", "a", known=known)
+    assert fresh is not known and fresh == store.get(KIND, "team-a", "a")
+    assert fresh["status"] == {"phase": "Running"} and rv_of(fresh) == rv_of(created) + 1
+    # A copy of another object, or without a revision, never stands in for this one.
+    store.create(KIND, widget("b"))
+    other = store.get(KIND, "team-a", "b")
+    assert store.try_get(KIND, "team-a", "a", known=other) == fresh
+    assert store.try_get(KIND, "team-a", "a", known={"metadata": {}}) == fresh
+    store.delete(KIND, "team-a", "a")
+    assert store.try_get(KIND, "team-a", "a", known=fresh) is None
+
+
+def test_update_status_from_a_base_keeps_what_is_stored_when_the_base_is_stale(
+    store: Store,
+) -> None:
+    store.create(KIND, widget("a", spec={"size": 1}, labels={"v": "1"}))
+    base = store.get(KIND, "team-a", "a")
+    snapshot = copy.deepcopy(base)
+    s1 = store.update_status(KIND, "team-a", "a", {"phase": "Running"}, base=base)
+    assert base == snapshot  # the caller's copy is left as it was
+    assert s1["status"] == {"phase": "Running"} and s1["spec"] == {"size": 1}
+    assert store.get(KIND, "team-a", "a") == s1 and rv_of(s1) == rv_of(base) + 1
+    # The spec and labels change behind the caller's back; its base is now stale: the status
+    # write must keep what is stored, not bring back the base's spec and labels.
+    s1["spec"], s1["metadata"]["labels"] = {"size": 9}, {"v": "2"}
+    store.update(KIND, s1)
+    s2 = store.update_status(KIND, "team-a", "a", {"phase": "Succeeded"}, base=base)
+    got = store.get(KIND, "team-a", "a")
+    assert got == s2
+    assert got["spec"] == {"size": 9} and got["metadata"]["labels"] == {"v": "2"}
+    assert got["metadata"]["generation"] == 2 and got["status"] == {"phase": "Succeeded"}
+    with pytest.raises(Conflict):
+        store.update_status(KIND, "team-a", "a", {"phase": "Failed"}, rv=rv_of(base), base=base)
+    with pytest.raises(NotFound):
+        store.update_status(KIND, "team-a", "gone", {"phase": "Failed"}, base=base)
+    events = store.events_since(rv_of(base))
+    assert [(e.obj["spec"]["size"], e.obj["status"]["phase"]) for e in events] == [
+        (1, "Running"),
+        (9, "Running"),
+        (9, "Succeeded"),
+    ]
 
 
 # -- list -------------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ _KEY = (
 )
 _SELECT_DATA = sa.select(resources.c.data).where(*_KEY)
 _SELECT_ID_DATA = sa.select(resources.c.id, resources.c.data).where(*_KEY)
+# The same, with the data left out (NULL) when the row is still at revision k_rv: the caller
+# holds that revision already (see try_get and update_status with known / base).
+_UNLESS_AT = sa.case((resources.c.rv == sa.bindparam("k_rv"), sa.null()), else_=resources.c.data)
+_SELECT_DATA_UNLESS = sa.select(_UNLESS_AT).where(*_KEY)
+_SELECT_ID_DATA_UNLESS = sa.select(resources.c.id, _UNLESS_AT).where(*_KEY)
 _UPDATE_ROW = (
     resources.update()
     .where(resources.c.id == sa.bindparam("k_id"))
@@ -91,6 +96,14 @@ _INSERT_OWNERS = owners_t.insert()
 
 def _key(kind: str, namespace: str, name: str) -> dict[str, str]:
     return {"k_kind": kind, "k_namespace": namespace, "k_name": name}
+
+
+def _rv_of(obj: Obj) -> int:
+    """An object's resourceVersion as stored (-1, which no row has, if it has none)."""
+    try:
+        return int(obj["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return -1
 
 
 class Event:
@@ -395,10 +408,23 @@ class Store:
             raise NotFound(f"{what} {name!r} not found{where}")
         return obj
 
-    def try_get(self, kind: str, namespace: str, name: str) -> Obj | None:
+    def try_get(
+        self, kind: str, namespace: str, name: str, *, known: Obj | None = None
+    ) -> Obj | None:
+        """The object, or None. ``known`` is a copy the caller got from the store earlier
+        and did not change: if the object is still at its resourceVersion, ``known`` itself
+        is returned and the stored JSON is neither read nor parsed (a run of 1,000 tasks
+        is 290 KB: ~2 ms to parse)."""
+        if known is None:
+            with self.engine.connect() as conn:
+                row = conn.execute(_SELECT_DATA, _key(kind, namespace, name)).first()
+            return _loads(row[0]) if row else None
+        params = {**_key(kind, namespace, name), "k_rv": _rv_of(known)}
         with self.engine.connect() as conn:
-            row = conn.execute(_SELECT_DATA, _key(kind, namespace, name)).first()
-        return _loads(row[0]) if row else None
+            row = conn.execute(_SELECT_DATA_UNLESS, params).first()
+        if row is None:
+            return None
+        return known if row[0] is None else _loads(row[0])
 
     def get_by_uid(self, uid: str) -> tuple[str, Obj] | None:
         q = sa.select(resources.c.kind, resources.c.data).where(resources.c.uid == uid)
@@ -633,6 +659,20 @@ class Store:
             raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
         return int(row[0]), orjson.loads(row[1])
 
+    def _current_unless(
+        self, conn: Connection, kind: str, ns: str, name: str, base: Obj
+    ) -> tuple[int, Obj]:
+        """``_current``, but a copy of ``base`` (its top level and metadata, which a write
+        changes) when the stored object is still at base's revision."""
+        params = {**_key(kind, ns, name), "k_rv": _rv_of(base)}
+        row = conn.execute(_SELECT_ID_DATA_UNLESS, params).first()
+        if row is None:
+            where = f" in namespace {ns!r}" if ns else ""
+            raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
+        if row[1] is not None:
+            return int(row[0]), orjson.loads(row[1])
+        return int(row[0]), {**base, "metadata": dict(base["metadata"])}
+
     @staticmethod
     def _check_rv(cur: Obj, expected: str | int | None) -> None:
         if expected is not None and str(expected) != cur["metadata"]["resourceVersion"]:
@@ -699,11 +739,25 @@ class Store:
             return self._save(conn, events, kind, rid, new, index=True)
 
     def update_status(
-        self, kind: str, namespace: str, name: str, status: Obj, *, rv: str | int | None = None
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Obj,
+        *,
+        rv: str | int | None = None,
+        base: Obj | None = None,
     ) -> Obj:
-        """Write only ``status``. With ``rv``, refuse if the object changed since."""
+        """Write only ``status``. With ``rv``, refuse if the object changed since.
+
+        ``base`` is the object as the caller got it from the store (unchanged, or with only
+        its status changed): while it is current, its metadata and spec are kept without
+        reading and parsing the stored object again. ``base`` itself is not modified."""
         with self._tx() as (conn, events):
-            rid, cur = self._current(conn, kind, namespace, name)
+            if base is None:
+                rid, cur = self._current(conn, kind, namespace, name)
+            else:
+                rid, cur = self._current_unless(conn, kind, namespace, name, base)
             self._check_rv(cur, rv)
             cur["status"] = status
             return self._save(conn, events, kind, rid, cur, index=False, status_only=True)
