@@ -34,6 +34,7 @@ RETRY_ANNOTATION = "pipelines.shipyard.dev/retry"
 TASK_LABEL = "pipelines.shipyard.dev/task"
 PACE_FROM = 0.005  # seconds: reconciles costing more than this pace the next one (see reconcile)
 GET_PODS_MAX = 32  # running tasks whose Pods a reconcile gets one by one rather than listing
+SEEN_MAX = 256  # unfinished runs whose last copy a controller keeps (see _seen)
 INLINE_MAX = 32 * 1024  # bytes: a task request up to this size goes in its Pod's args, not a file
 _OPS = {
     "==": lambda a, b: a == b,
@@ -124,6 +125,11 @@ class PipelineRunController(Controller):
         self._not_before: dict[tuple[str, str], float] = {}
         # CPU seconds the current reconcile (per worker thread) spent starting tasks.
         self._spent = threading.local()
+        # A cache, not state: each unfinished run as this controller last read or wrote it.
+        # The store hands it back as is while it is current (try_get's known), so a
+        # reconcile does not parse the run again, nor a status write re-read it (base).
+        # Nothing here is ever changed in place: reconciles copy what they change.
+        self._seen: dict[tuple[str, str], Obj] = {}
 
     @staticmethod
     def _pod_event(ev: Event) -> list[tuple[str, str]]:
@@ -169,8 +175,10 @@ class PipelineRunController(Controller):
                 self._not_before.pop(key, None)
 
     def _reconcile(self, namespace: str, name: str) -> float | None:
-        run = self.store.try_get(self.kind, namespace, name)
+        key = (namespace, name)
+        run = self.store.try_get(self.kind, namespace, name, known=self._seen.get(key))
         if run is None or run["metadata"].get("deletionTimestamp"):
+            self._seen.pop(key, None)
             return None
         old = run.get("status") or {}
         st: Obj = _copy_status(old)
@@ -211,10 +219,19 @@ class PipelineRunController(Controller):
             st.pop(key, None)
 
     def _write(self, run: Obj, old: Obj, st: Obj) -> None:
+        md = run["metadata"]
+        key = (md.get("namespace", ""), md["name"])
         if st != old:
-            md = run["metadata"]
-            with contextlib.suppress(NotFound):
-                self.store.update_status(self.kind, md.get("namespace", ""), md["name"], st)
+            try:
+                run = self.store.update_status(self.kind, key[0], key[1], st, base=run)
+            except NotFound:
+                run = {}
+        if (run.get("status") or {}).get("phase") in RUN_TERMINAL or not run:
+            self._seen.pop(key, None)
+        else:
+            if len(self._seen) >= SEEN_MAX and key not in self._seen:
+                self._seen.clear()
+            self._seen[key] = run
 
     def make_dir(self, path: str) -> None:
         """Make a run's folder, once per control plane (os.makedirs of an existing folder
