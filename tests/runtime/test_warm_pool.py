@@ -345,3 +345,23 @@ def test_a_container_starts_as_in_a_fresh_interpreter_whether_or_not_a_spare_too
     for p in pods:
         assert terminated(finished(rt, p))["exitCode"] == 0, log_of(rt, p)
         assert log_of(rt, p).strip() == "fresh"
+
+
+def test_a_warm_container_makes_its_missing_folders_but_never_a_named_working_dir(
+    rt: LocalRuntime, tmp_path: Path
+) -> None:
+    """The runtime leaves a warm container's folders (its default working directory, its
+    log's folder) to the container; a workingDir the Pod names must exist already."""
+    default = warm_pod(py("import os; print(os.getcwd())"))
+    rt.start(default, Assignment())
+    assert terminated(finished(rt, default))["exitCode"] == 0
+    cwd = Path(log_of(rt, default).strip())
+    assert cwd.is_dir() and cwd.name == default["metadata"]["name"]
+    assert rt.log_path(default).parent.is_dir()
+
+    missing = tmp_path / "not-there"
+    named = warm_pod(py("print('ran')", workingDir=str(missing)))
+    rt.start(named, Assignment())
+    state = terminated(finished(rt, named))
+    assert state["reason"] == "StartError" and "does not exist" in state["message"]
+    assert not missing.exists()

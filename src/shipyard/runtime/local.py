@@ -410,8 +410,9 @@ class LocalRuntime:
     def _new_run(self, pod: Obj, assignment: Assignment) -> _PodRun:
         md, spec = pod["metadata"], pod.get("spec") or {}
         uid = md["uid"]
-        # Made by whoever starts a container (the shim, or here for warm ones): a new Pod's
-        # folders cost ~0.26 ms of mkdir calls, on the control plane's busiest thread.
+        # Made by whoever starts a container (the shim, or the warm pool's child), not here:
+        # a new Pod's folders cost ~0.26 ms of mkdir calls, on the control plane's busiest
+        # thread.
         logdir = self.logs_dir / md.get("namespace", "") / md["name"] / uid[:8]
         gpus = list(assignment.gpus)
 
@@ -515,11 +516,8 @@ class LocalRuntime:
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
         mods = self.warm.eligible(run.pod, argv, env)
-        if mods is not None:
-            Path(cwd).mkdir(parents=True, exist_ok=True)
-            c.log_path.parent.mkdir(parents=True, exist_ok=True)
-            if self._spawn_warm(run, c, mods, argv, env, cwd):
-                return
+        if mods is not None and self._spawn_warm(run, c, mods, argv, env, cwd):
+            return
         try:
             rid = self._shim_start(argv, env, cwd, str(c.log_path), str(c.exit_path))
         except ShimError as exc:
@@ -614,7 +612,10 @@ class LocalRuntime:
         """Fork a warm-eligible Python container from the warm pool (runtime/warm.py). It is
         not our child: its connection to the zygote is watched like a pidfd and its exit code
         comes from its exit file."""
-        got = self.warm.spawn(mods, argv, env, cwd, c.log_path, c.exit_path)
+        # The container makes its folders (as the shim does for the others): mkdir calls
+        # cost a new Pod ~0.26 ms of the control plane's busiest thread.
+        make_cwd = not c.spec.get("workingDir")
+        got = self.warm.spawn(mods, argv, env, cwd, c.log_path, c.exit_path, make_cwd=make_cwd)
         if got is None:
             return False
         pid, ticks, fd = got

@@ -41,6 +41,7 @@ control plane can adopt them) and exits.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -73,9 +74,18 @@ _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "rea
 
 def python_invocation(argv: list[str], path_env: str | None) -> bool:
     """Whether ``argv`` runs *this* interpreter with ``-m``, ``-c`` or a script."""
-    if len(argv) < 2:
+    if len(argv) < 2 or not _this_python(argv[0], path_env):
         return False
-    exe = argv[0]
+    first = argv[1]
+    if first in ("-m", "-c"):
+        return len(argv) >= 3
+    return not first.startswith("-")
+
+
+@functools.lru_cache(maxsize=64)
+def _this_python(exe: str, path_env: str | None) -> bool:
+    """Whether ``exe`` (looked up in ``path_env``) is this interpreter. Remembered: the
+    lookup and two realpath calls cost ~0.3 ms, for every Pod."""
     base = os.path.basename(exe)
     if not (base == "python" or base.startswith("python3")):
         return False
@@ -88,14 +98,9 @@ def python_invocation(argv: list[str], path_env: str | None) -> bool:
     if os.path.dirname(os.path.abspath(found)) != here:
         return False
     try:
-        if os.path.realpath(found) != os.path.realpath(sys.executable):
-            return False
+        return os.path.realpath(found) == os.path.realpath(sys.executable)
     except OSError:
         return False
-    first = argv[1]
-    if first in ("-m", "-c"):
-        return len(argv) >= 3
-    return not first.startswith("-")
 
 
 def warm_modules(pod: Obj) -> tuple[str, ...] | None:
@@ -170,15 +175,25 @@ class WarmPool:
         cwd: str,
         log_path: Path,
         exit_path: Path,
+        *,
+        make_cwd: bool = False,
     ) -> tuple[int, int, int] | None:
         """Fork the container from the zygote holding ``mods`` (what ``eligible`` said); return
         (pid, start ticks, fd to watch) or None to fall back to a normal spawn. The fd becomes
         readable once the container ended and its exit file is written; the caller owns and
-        closes it."""
+        closes it. The container makes its log's folder if missing, and ``cwd`` if missing
+        and ``make_cwd``."""
         if self._broken.get(mods, 0) >= 3:
             return None
         request = json.dumps(
-            {"argv": argv, "env": env, "cwd": cwd, "log": str(log_path), "exit": str(exit_path)}
+            {
+                "argv": argv,
+                "env": env,
+                "cwd": cwd,
+                "mkcwd": make_cwd,
+                "log": str(log_path),
+                "exit": str(exit_path),
+            }
         ).encode()
         for _ in range(2):
             zygote = self._zygote(mods)
@@ -326,7 +341,11 @@ def _child(
     try:
         if before is None:
             before = _prepare()
-        fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except FileNotFoundError:  # its folder is made here, off the control plane
+            os.makedirs(os.path.dirname(req["log"]), exist_ok=True)
+            fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         keep = report.fileno()
@@ -408,7 +427,13 @@ def _run(req: Obj, mains: _Mains) -> int:
             sys.stdout.reconfigure(write_through=True)  # type: ignore[union-attr]
             sys.stderr.reconfigure(write_through=True)  # type: ignore[union-attr]
     try:
-        os.chdir(req["cwd"])
+        try:
+            os.chdir(req["cwd"])
+        except FileNotFoundError:
+            if not req.get("mkcwd"):
+                raise
+            os.makedirs(req["cwd"], exist_ok=True)
+            os.chdir(req["cwd"])
     except OSError as exc:
         print(f"cannot change to working directory {req['cwd']!r}: {exc}", file=sys.stderr)
         return 126
