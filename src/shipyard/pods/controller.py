@@ -218,7 +218,10 @@ class PodController(Controller):
     def _write_status(self, pod: Obj, status: Obj) -> None:
         md = pod["metadata"]
         with contextlib.suppress(NotFound):
-            self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+            # base: the Pod as read for this reconcile, so the store need not read it again.
+            self.store.update_status(
+                self.kind, md.get("namespace", ""), md["name"], status, base=pod
+            )
 
     # -- deletion -----------------------------------------------------------------------------
 

@@ -344,7 +344,9 @@ class ExperimentController(Controller):
             with self._soon_lock:
                 self._written[(md.get("namespace", ""), md["name"])] = time.monotonic()
             with contextlib.suppress(NotFound):
-                self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+                self.store.update_status(
+                    self.kind, md.get("namespace", ""), md["name"], status, base=exp
+                )
         return None
 
 

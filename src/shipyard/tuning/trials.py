@@ -275,7 +275,9 @@ class TrialController(Controller):
         if status != old:
             md = trial["metadata"]
             with contextlib.suppress(NotFound):
-                self.store.update_status(self.kind, md.get("namespace", ""), md["name"], status)
+                self.store.update_status(
+                    self.kind, md.get("namespace", ""), md["name"], status, base=trial
+                )
 
 
 def _ended_before(exp: Obj, trial: Obj) -> bool:
