@@ -4,8 +4,12 @@ normally spawned containers: exit codes, logs, env, cwd, restarts, kill, re-adop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import struct
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from shipyard.runtime import warm
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
 from waiting import wait_until
@@ -365,3 +370,53 @@ def test_a_warm_container_makes_its_missing_folders_but_never_a_named_working_di
     state = terminated(finished(rt, named))
     assert state["reason"] == "StartError" and "does not exist" in state["message"]
     assert not missing.exists()
+
+
+def test_a_zygote_that_cannot_fork_leaves_the_container_to_a_normal_start(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing waits for the zygote's answer; when it comes back empty (no fork), the
+    container starts the normal way and its Pod runs as if it had never asked."""
+
+    def no_fork(address: str, request: bytes) -> int:
+        ours, theirs = socket.socketpair()
+        theirs.close()  # what a zygote that could not fork does: close without an answer
+        return ours.detach()
+
+    monkeypatch.setattr(warm, "_send", no_fork)
+    pod = warm_pod(py("import os; print('ran', os.getppid() != 1)"))
+    rt.start(pod, Assignment())
+    assert terminated(finished(rt, pod))["exitCode"] == 0
+    assert log_of(rt, pod).strip() == "ran True"
+
+
+def test_a_pod_stopped_while_its_warm_container_starts_has_it_killed_once_forked(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() before the zygote answered: the container is killed as soon as its pid is
+    known, and the Pod ends (the runtime never loses track of it)."""
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    ends: list[socket.socket] = []
+
+    def held(address: str, request: bytes) -> int:
+        ours, theirs = socket.socketpair()
+        ends.append(theirs)
+        return ours.detach()
+
+    monkeypatch.setattr(warm, "_send", held)
+    pod = warm_pod(py("import time; time.sleep(60)"))
+    try:
+        rt.start(pod, Assignment())
+        assert rt.status(pod)["containerStatuses"][0]["state"]["waiting"]["reason"] == (
+            "ContainerCreating"
+        )
+        assert rt.stop(pod, grace_seconds=5) is False  # still starting: not gone yet
+        ends[0].sendall(struct.pack(">qq", sleeper.pid, warm._start_ticks(sleeper.pid)))
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+        ends[0].close()  # the zygote's EOF once it reaped the container
+        assert finished(rt, pod)["phase"] == "Failed"
+        wait_until(lambda: rt.stop(pod))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            sleeper.kill()
+        sleeper.wait()

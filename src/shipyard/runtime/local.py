@@ -71,6 +71,7 @@ class _Container:
     ticks: int | None = None
     pidfd: int | None = None
     warm: bool = False  # forked by the warm pool, which writes its exit file before it ends
+    warm_mods: tuple[str, ...] = ()  # the warm pool's zygote it asked to be forked from
     exit_waits: int = 0  # retries for the exit file of a re-adopted container
     state: str = "waiting"  # waiting | starting (asked of the shim) | running | terminated
     reason: str = "ContainerCreating"
@@ -310,6 +311,8 @@ class LocalRuntime:
                 for c in run.containers():
                     if c.pid is not None and self._by_pid.get(c.pid, (None, None))[1] is c:
                         del self._by_pid[c.pid]
+                    if c.state == "starting" and c.pidfd is not None:
+                        continue  # the loop kills it once forked, then cleans up (_forgotten)
                     self._close_fd(c)
                     with contextlib.suppress(FileNotFoundError):
                         c.exit_path.unlink()
@@ -493,7 +496,7 @@ class LocalRuntime:
                 self._spawn(run, c)
         self._update_phase(run)
 
-    def _spawn(self, run: _PodRun, c: _Container) -> None:
+    def _spawn(self, run: _PodRun, c: _Container, *, warm: bool = True) -> None:
         env = self._env(run, c)
         argv = [
             expand(str(a), env) for a in (c.spec.get("command") or []) + (c.spec.get("args") or [])
@@ -515,7 +518,7 @@ class LocalRuntime:
             return
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
-        mods = self.warm.eligible(run.pod, argv, env)
+        mods = self.warm.eligible(run.pod, argv, env) if warm else None
         if mods is not None and self._spawn_warm(run, c, mods, argv, env, cwd):
             return
         try:
@@ -609,22 +612,59 @@ class LocalRuntime:
         env: dict[str, str],
         cwd: str,
     ) -> bool:
-        """Fork a warm-eligible Python container from the warm pool (runtime/warm.py). It is
-        not our child: its connection to the zygote is watched like a pidfd and its exit code
-        comes from its exit file."""
+        """Ask the warm pool (runtime/warm.py) to fork a warm-eligible Python container. As
+        with the shim, nothing waits for the fork: the container is "starting" until the
+        zygote's answer arrives on its connection (see _warm_answer). It is not our child:
+        that connection is then watched like a pidfd and its exit code comes from its exit
+        file."""
         # The container makes its folders (as the shim does for the others): mkdir calls
         # cost a new Pod ~0.26 ms of the control plane's busiest thread.
         make_cwd = not c.spec.get("workingDir")
-        got = self.warm.spawn(mods, argv, env, cwd, c.log_path, c.exit_path, make_cwd=make_cwd)
-        if got is None:
+        fd = self.warm.request(mods, argv, env, cwd, c.log_path, c.exit_path, make_cwd=make_cwd)
+        if fd is None:
             return False
-        pid, ticks, fd = got
-        self._mark_running(c, pid, ticks, warm=True)
-        c.pidfd = fd
+        c.state, c.reason, c.message = "starting", "ContainerCreating", ""
+        c.warm, c.warm_mods, c.pidfd = True, mods, fd
         self._by_fd[fd] = (run, c)
         self._sel.register(fd, selectors.EVENT_READ)
         os.write(self._wake_w, b"x")
         return True
+
+    def _warm_answer(self, run: _PodRun, c: _Container) -> None:
+        """The zygote answered a warm container's request: it runs (and is stopped at once if
+        its Pod was stopped or ended meanwhile), or the zygote could not fork it and it
+        starts the normal way."""
+        assert c.pidfd is not None
+        got = self.warm.started(c.warm_mods, c.pidfd)
+        if got is None:
+            self._close_fd(c)
+            c.state = "waiting"
+            self._spawn(run, c, warm=False)
+            self._update_phase(run)
+            return
+        pid, ticks = got
+        self._mark_running(c, pid, ticks, warm=True)
+        if run.stopping or run.phase in ("Succeeded", "Failed"):
+            # It goes the way its siblings went (see _on_started).
+            sig = signal.SIGKILL if run.phase in ("Succeeded", "Failed") else signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+        self._update_phase(run)
+
+    def _forgotten(self, run: _PodRun, c: _Container) -> None:
+        """A warm container whose Pod was forgotten while it was starting: kill it once the
+        zygote says it is forked, and when it has ended drop what it left."""
+        assert c.pidfd is not None
+        if c.state == "starting":
+            got = self.warm.started(c.warm_mods, c.pidfd)
+            if got is not None:
+                c.state, c.pid = "running", got[0]
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(got[0], signal.SIGKILL)
+                return  # its connection says when it is gone
+        self._close_fd(c)
+        with contextlib.suppress(FileNotFoundError):
+            c.exit_path.unlink()
 
     @staticmethod
     def _mark_running(c: _Container, pid: int, ticks: int, *, warm: bool) -> None:
@@ -850,7 +890,13 @@ class LocalRuntime:
                     if entry is None:
                         continue
                     run, c = entry
-                    self._on_exit(run, c)
+                    if self._pods.get(run.uid) is not run:
+                        self._forgotten(run, c)
+                        continue
+                    if c.state == "starting":
+                        self._warm_answer(run, c)
+                    else:
+                        self._on_exit(run, c)
                 self._notify(run)
             self._drain_shim()
             due: list[tuple[Callable[[], None], _PodRun | None]] = []

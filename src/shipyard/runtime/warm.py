@@ -167,7 +167,7 @@ class WarmPool:
             return None
         return mods
 
-    def spawn(
+    def request(
         self,
         mods: tuple[str, ...],
         argv: list[str],
@@ -177,12 +177,13 @@ class WarmPool:
         exit_path: Path,
         *,
         make_cwd: bool = False,
-    ) -> tuple[int, int, int] | None:
-        """Fork the container from the zygote holding ``mods`` (what ``eligible`` said); return
-        (pid, start ticks, fd to watch) or None to fall back to a normal spawn. The fd becomes
-        readable once the container ended and its exit file is written; the caller owns and
-        closes it. The container makes its log's folder if missing, and ``cwd`` if missing
-        and ``make_cwd``."""
+    ) -> int | None:
+        """Ask the zygote holding ``mods`` (what ``eligible`` said) to fork the container;
+        return the connection's fd, or None to fall back to a normal spawn. Nothing waits for
+        the fork: the fd becomes readable with the answer (read it with :func:`read_started`),
+        and readable again once the container ended and its exit file is written. The caller
+        owns and closes the fd. The container makes its log's folder if missing, and ``cwd``
+        if missing and ``make_cwd``."""
         if self._broken.get(mods, 0) >= 3:
             return None
         request = json.dumps(
@@ -199,18 +200,34 @@ class WarmPool:
             zygote = self._zygote(mods)
             if zygote is None:
                 return None
-            got = _request(zygote.address, request)
-            if got is not None:
-                self._broken.pop(mods, None)
-                return got
-            # The zygote is gone (or could not fork): start a fresh one, once.
-            with self._lock:
-                if self._zygotes.get(mods) is zygote:
-                    del self._zygotes[mods]
-                self._broken[mods] = self._broken.get(mods, 0) + 1
-            zygote.stop()
+            fd = _send(zygote.address, request)
+            if fd is not None:
+                return fd
+            self.failed(mods, zygote)  # gone: start a fresh one, once
         log.warning("warm pool for %s is unavailable; falling back to a normal spawn", mods)
         return None
+
+    def started(self, mods: tuple[str, ...], fd: int) -> tuple[int, int] | None:
+        """The answer on a connection from :meth:`request` that became readable: (pid, start
+        ticks), or None if the zygote could not fork (counted against it: the caller starts
+        the container the normal way)."""
+        got = read_started(fd)
+        if got is None:
+            self.failed(mods)
+        else:
+            self._broken.pop(mods, None)
+        return got
+
+    def failed(self, mods: tuple[str, ...], zygote: _Zygote | None = None) -> None:
+        """The zygote for ``mods`` did not take a request: drop it (the next request starts a
+        fresh one); after three failures in a row the pool stops trying for ``mods``."""
+        dropped = None
+        with self._lock:
+            if zygote is None or self._zygotes.get(mods) is zygote:
+                dropped = self._zygotes.pop(mods, None)
+            self._broken[mods] = self._broken.get(mods, 0) + 1
+        if dropped is not None:
+            dropped.stop()
 
     def _zygote(self, mods: tuple[str, ...]) -> _Zygote | None:
         with self._lock:
@@ -255,20 +272,34 @@ def _start_ticks(pid: int) -> int:
     return int(stat[stat.rfind(b")") + 2 :].split()[19])
 
 
-def _request(address: str, request: bytes) -> tuple[int, int, int] | None:
+def _send(address: str, request: bytes) -> int | None:
+    """Connect to a zygote and send a request; the connection's fd, or None if it is gone."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(address)
         sock.sendall(struct.pack(">I", len(request)) + request)
-        data = _recv_exact(sock, 16)
-        if data is None:
-            sock.close()
-            return None
-        pid, ticks = struct.unpack(">qq", data)
     except OSError:
         sock.close()
         return None
-    return pid, ticks, sock.detach()
+    return sock.detach()
+
+
+def read_started(fd: int) -> tuple[int, int] | None:
+    """Read a zygote's answer to a request, (pid, start ticks), from its connection once
+    readable (it is 16 bytes, sent at once); None if the zygote closed it without one."""
+    try:
+        data = os.read(fd, 16)
+        while data and len(data) < 16:
+            more = os.read(fd, 16 - len(data))
+            if not more:
+                return None
+            data += more
+    except OSError:
+        return None
+    if len(data) < 16:
+        return None
+    pid, ticks = struct.unpack(">qq", data)
+    return pid, ticks
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
