@@ -420,3 +420,28 @@ def test_a_pod_stopped_while_its_warm_container_starts_has_it_killed_once_forked
         with contextlib.suppress(ProcessLookupError):
             sleeper.kill()
         sleeper.wait()
+
+
+def test_the_next_spare_is_forked_when_a_container_ends_or_soon_after_a_hand_over(
+    rt: LocalRuntime,
+) -> None:
+    """The zygote forks its next spare off the request's path: when the container it handed
+    its spare to ends, or shortly after the hand-over if that container runs on."""
+    first = warm_pod(py("print('one')"))
+    rt.start(first, Assignment())
+    finished(rt, first)
+    (zpid,) = rt.warm.zygote_pids()
+    zygote = psutil.Process(zpid)
+    wait_until(lambda: len(zygote.children()) == 1, what="a spare after the first container")
+    (spare,) = zygote.children()
+
+    long = warm_pod(py("import time; time.sleep(30)"))
+    rt.start(long, Assignment())
+    wait_until(lambda: (rt.status(long) or {}).get("phase") == "Running")
+    assert rt.status(long)["containerStatuses"][0]["containerID"] == (
+        f"local://{spare.pid}/{warm._start_ticks(spare.pid)}"
+    )  # the spare became the container
+    wait_until(lambda: len(zygote.children()) == 2, what="a new spare beside the container")
+    rt.stop(long, grace_seconds=1)
+    assert finished(rt, long)["phase"] == "Failed"
+    wait_until(lambda: len(zygote.children()) == 1, what="only the spare once it ended")

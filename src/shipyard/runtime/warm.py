@@ -52,6 +52,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ _Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run i
 # working directory or PYTHONPATH, is the module the zygote would import under that name.
 _ROOTS: tuple[str, ...] = ()
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
+SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
 # Standard modules whose import does something visible (a browser, a poem, a terminal).
 _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "readline"})
 
@@ -611,7 +613,7 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     server = _Server(sel, mains)
     accepting = True
     while accepting or server.children:
-        for key, _ in sel.select():
+        for key, _ in sel.select(server.spare_timeout()):
             if key.data == "accept":
                 conn, _ = listener.accept()
                 server.serve(conn)
@@ -626,6 +628,8 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
                     accepting = False
             else:
                 server.reap(int(key.fd))
+        if accepting:
+            server.replenish(due_only=True)
 
 
 # pidfd -> (pid, conn, exit path, the child's report socket or None once it reported or closed)
@@ -641,6 +645,9 @@ class _Server:
         self.mains = mains
         self.children: _Children = {}
         self.spare: _Spare | None = _Spare.fork(mains)
+        # When to fork the next spare if no child ended before (see replenish).
+        self.spare_due: float | None = None
+        self.stopping = False
         self.tried: set[str] = set()  # module names children reported, imported or not
 
     def serve(self, conn: socket.socket) -> None:
@@ -674,7 +681,25 @@ class _Server:
         self.sel.register(report, 1, ("report", pidfd, report))
         with contextlib.suppress(OSError):
             conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
-        self.spare = _Spare.fork(self.mains)  # for the next request, off its path
+        if self.spare is None and self.spare_due is None:
+            self.spare_due = time.monotonic() + SPARE_DELAY
+
+    def spare_timeout(self) -> float | None:
+        if self.spare_due is None:
+            return None
+        return max(0.0, self.spare_due - time.monotonic())
+
+    def replenish(self, *, due_only: bool = False) -> None:
+        """Fork the next spare, off the next request's path, but not while the container
+        just handed one runs: a fork of the zygote takes 1-5 ms of a core, and a short
+        container (a pipeline step) ran 2-3 times longer beside it on two cores. So the
+        spare comes when a container ends, or SPARE_DELAY after the last hand-over."""
+        if self.spare is not None or self.spare_due is None or self.stopping:
+            return
+        if due_only and time.monotonic() < self.spare_due:
+            return
+        self.spare_due = None
+        self.spare = _Spare.fork(self.mains)
 
     def reported(self, pidfd: int, sock: socket.socket) -> None:
         """The child wrote its exit file and sent its exit code (or closed its end without):
@@ -700,6 +725,7 @@ class _Server:
             self.children[pidfd] = (pid, conn, "", None)
             if len(data) > 4:
                 self.learn(data[4:])
+        self.replenish()
 
     def learn(self, data: bytes) -> None:
         """Import what a child imported that the zygote did not, so the next containers
@@ -737,7 +763,9 @@ class _Server:
         gc.freeze()
         if self.spare is not None:
             self.spare.close()
-        self.spare = _Spare.fork(self.mains)
+            self.spare = None
+        if not self.stopping:
+            self.spare, self.spare_due = _Spare.fork(self.mains), None
 
     def reap(self, pidfd: int) -> None:
         pid, conn, exit_path, report = self.children.pop(pidfd)
@@ -755,6 +783,7 @@ class _Server:
             with contextlib.suppress(OSError):
                 conn.sendall(struct.pack(">i", code))
         conn.close()
+        self.replenish()
 
     def learn_main(self, name: str) -> bool:
         """Compile (not run) a module children run with ``-m``, once, so the next ones run
@@ -782,6 +811,9 @@ class _Server:
         return True
 
     def close_spare(self) -> None:
+        """No more requests: drop the spare and fork none again."""
+        self.stopping = True
+        self.spare_due = None
         if self.spare is not None:
             self.spare.close()
             self.spare = None
