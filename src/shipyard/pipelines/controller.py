@@ -740,7 +740,6 @@ class _Run:
         attempt = int(t.get("attempts", 0)) + 1
         seq = int(t.get("previousAttempts", 0)) + attempt
         prefix = self._prefix(tid, seq)
-        self.ctl.make_dir(self._rundir_path())
         request: Obj = {
             "component": comp,
             "parameters": params,
@@ -757,6 +756,9 @@ class _Run:
         # size is limited.
         arg = json.dumps(request, separators=(",", ":"))
         if len(arg) > INLINE_MAX:
+            # The run's folder is made by whoever writes in it first: the executor makes it
+            # for its results (two mkdir calls less on the control plane for each run).
+            self.ctl.make_dir(self._rundir_path())
             with open(f"{prefix}.input.json", "w") as fh:
                 fh.write(arg)
             arg = f"{prefix}.input.json"
