@@ -15,11 +15,14 @@ Protocol (one Unix stream connection per container, lean on purpose):
 
 1. runtime → zygote: 4-byte big-endian length + JSON ``{argv, env, cwd, log, exit}``;
 2. the zygote hands the request, with the connection, to its spare (a child it forked ahead
-   of time, waiting on a socket pair; then it forks the next spare) or forks a child;
-   zygote → runtime: the child's pid and its start time in clock ticks (8 bytes
-   each), or nothing if it could not. The child starts at once: the zygote reaps it only
-   after replying, so until then even a child that already ended is a zombie whose pid
-   and start time are still its own;
+   of time, which prepared itself and waits on a socket pair; the next spare is forked when
+   a container ends, or shortly after the hand-over, not beside the container just
+   started) or forks a child; zygote → runtime: the child's pid and its start time in
+   clock ticks (8 bytes each), or nothing if it could not. The child starts at once: the
+   zygote reaps it only after replying, so until then even a child that already ended is
+   a zombie whose pid and start time are still its own. The runtime does not wait for
+   this answer: it reads it when the connection becomes readable (the container shows
+   ContainerCreating until then);
 3. zygote → runtime, as soon as the child has written its exit file and told the zygote its
    exit code (on a socket pair, its last act before ``_exit``), or else when the child has
    been reaped and its exit file written: the exit code (4 bytes); then EOF once it is
