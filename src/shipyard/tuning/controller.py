@@ -21,7 +21,6 @@ import orjson
 from shipyard.core.controller import Controller
 from shipyard.core.resource import (
     Obj,
-    controller_of,
     get_condition,
     is_true,
     now_iso,
@@ -78,13 +77,19 @@ def experiment_done(exp: Obj) -> bool:
     return is_true(status, "Succeeded") or is_true(status, "Failed")
 
 
-def owner_named(kind: str) -> Any:
+def owner_named(kind: str, *, added: bool = True) -> Any:
     """A watch mapper waking the controller owner of a child when it is of ``kind``, under
-    any apiVersion (Katib's ``kubeflow.org/v1beta1`` as well as ``shipyard.dev/v1``)."""
+    any apiVersion (Katib's ``kubeflow.org/v1beta1`` as well as ``shipyard.dev/v1``). With
+    ``added=False`` a child's creation wakes nobody (its owner created it, and looks at it
+    again when it changes). It reads the owners the event carries, without parsing it."""
 
     def mapper(ev: Any) -> list[tuple[str, str]]:
-        ref = controller_of(ev.obj)
-        return [(ev.namespace, ref["name"])] if ref and ref.get("kind") == kind else []
+        if not added and ev.type == "ADDED":
+            return []
+        for ref in ev.owner_refs:
+            if ref.get("controller"):
+                return [(ev.namespace, ref["name"])] if ref.get("kind") == kind else []
+        return []
 
     return mapper
 

@@ -63,6 +63,12 @@ def substitute(template: Obj, exp_spec: Obj, assignments: dict[str, str], trial:
     return out
 
 
+def runs_a_pod(run: Obj) -> bool:
+    """Whether :func:`pod_template` has a Pod for this runSpec (without copying it)."""
+    kind = run.get("kind")
+    return kind == "Pod" or (kind == "Job" and str(run.get("apiVersion", "")).startswith("batch/"))
+
+
 def pod_template(run: Obj) -> tuple[Obj, Obj] | None:
     """(metadata, spec) of the Pod a Job or Pod runSpec runs; None for other kinds."""
     kind = run.get("kind")

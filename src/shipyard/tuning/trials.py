@@ -11,7 +11,6 @@ ends quickly loses nothing, and one that never reports cannot hang (Katib #2181,
 from __future__ import annotations
 
 import contextlib
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,14 @@ from shipyard.tuning.metrics import (
     parse_all,
     push_path,
 )
-from shipyard.tuning.templates import build_pod, build_resource, pod_template, rewrite_paths
+from shipyard.tuning.templates import build_pod, build_resource, rewrite_paths, runs_a_pod
 
 HISTORY_CAP = 1000
 
 
 class TrialController(Controller):
     kind = TRIAL.key
-    maps = {POD.key: owner_named("Trial")}
+    maps = {POD.key: owner_named("Trial", added=False)}
     workers = 4
     ignore_own_status = True
 
@@ -63,7 +62,8 @@ class TrialController(Controller):
         if any(is_true(old, c) for c in TRIAL_FINISHED):
             self.tails.forget(trial["metadata"]["uid"])
             return None
-        status = copy.deepcopy(old)
+        # Conditions are changed in place (set_condition); everything else is replaced.
+        status = {**old, "conditions": [dict(c) for c in old.get("conditions") or []]}
         status.setdefault("startTime", now_iso())
         set_condition(status, "Created", True, "TrialCreated", "Trial is created")
         exp = self._experiment(trial)
@@ -72,7 +72,7 @@ class TrialController(Controller):
             self._finish(status, "Killed", "TrialKilled", "the experiment finished")
             self._write(trial, old, status)
             return None
-        pod_based = pod_template(trial["spec"]["runSpec"]) is not None
+        pod_based = runs_a_pod(trial["spec"]["runSpec"])
         workload = self._ensure_workload(trial, pod_based)
         state, message = self._state(trial, workload, pod_based)
         primary = workload if pod_based else self._primary_pod(trial, workload)
@@ -204,7 +204,7 @@ class TrialController(Controller):
     def _stop_workload(self, trial: Obj) -> None:
         md = trial["metadata"]
         run = trial["spec"]["runSpec"]
-        info = POD if pod_template(run) is not None else self.platform.registry.for_object(run)
+        info = POD if runs_a_pod(run) else self.platform.registry.for_object(run)
         with contextlib.suppress(NotFound):
             self.platform.service.delete(info, md.get("namespace", ""), md["name"])
 
