@@ -511,19 +511,21 @@ class CoreClient:
         jsonpath: str | None = None,
         delete: bool = False,
         timeout: float | str = 60.0,
+        seen: Obj | None = None,
     ) -> Obj | None:
         """Block until the object satisfies what is asked, then return it.
 
         ``condition="Ready"`` (or ``"Ready=False"``), ``phase="Succeeded"`` (several with
         commas), ``jsonpath="{.status.phase}=Running"``, or ``delete=True``. Raises
-        TimeoutError naming what was last seen.
+        TimeoutError naming what was last seen. ``seen`` is the object as the caller just
+        got it (from ``create``): the wait starts from it rather than with a GET.
         """
         check = _predicate(condition=condition, phase=phase, jsonpath=jsonpath, delete=delete)
         deadline = time.monotonic() + parse_duration(timeout)
         last: Obj | None = None
         while True:
             try:
-                last = self.get(kind, name, namespace)
+                last, seen = (seen, None) if seen else (self.get(kind, name, namespace), None)
             except errors.NotFound:
                 if delete:
                     return None
@@ -559,9 +561,9 @@ class CoreClient:
         if phase and not (condition or jsonpath or delete):
             with contextlib.suppress(errors.NotFound):  # the watch skipped the changes
                 last = self.get(kind, name, namespace)
-        seen = _describe_state(last)
+        state = _describe_state(last)
         what = "deletion" if delete else condition or phase or jsonpath
-        raise TimeoutError(f"timed out waiting for {kind}/{name} ({what}); last seen: {seen}")
+        raise TimeoutError(f"timed out waiting for {kind}/{name} ({what}); last seen: {state}")
 
 
 # Component SDKs: each component folder may define a mixin in its ``sdk.py`` (methods such as

@@ -140,3 +140,19 @@ def test_always_pod_crash_loops_until_deleted(server: Client) -> None:
     server.delete("pod", "loop", wait=True, timeout=30)
     with pytest.raises(errors.NotFound):
         server.get("pod", "loop")
+
+
+def test_wait_from_the_object_just_created_sees_every_later_change(
+    server: Client, tmp_path: Path
+) -> None:
+    """wait(seen=created) starts from the object the caller holds instead of a GET: a change
+    made after it (here the Pod finishing) is still seen, and an object that already
+    satisfies what is asked returns at once, as it is."""
+    gate = tmp_path / "gate"
+    created = server.create(pod("seen", f"while [ ! -e {gate} ]; do sleep 0.05; done"))
+    same = server.wait("pod", "seen", jsonpath="{.metadata.name}=seen", seen=created, timeout=1)
+    assert same is created
+    threading.Timer(0.3, gate.touch).start()
+    done = server.wait("pod", "seen", phase="Succeeded", seen=created, timeout=20)
+    assert done is not None and done["status"]["phase"] == "Succeeded"
+    assert int(done["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])

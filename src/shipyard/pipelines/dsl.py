@@ -172,6 +172,7 @@ class Component:
         self.name = fn.__name__
         self.inputs, self.outputs = _ports(fn)
         self.source = _source(fn)
+        self.imports = _imports(self.source)  # parsed once: spec() runs for every task
         self.options = options
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
@@ -180,7 +181,7 @@ class Component:
         body: Obj = {
             "function": self.name,
             "source": self.source,
-            "imports": _imports(self.source),
+            "imports": list(self.imports),
             "inputs": {p.name: p.spec() for p in self.inputs},
             "outputs": {p.name: p.spec() for p in self.outputs},
         }

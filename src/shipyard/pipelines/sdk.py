@@ -16,8 +16,11 @@ TERMINAL = ("Succeeded", "Failed", "Cancelled")
 class PipelineRunHandle:
     """A submitted run: ``wait()``, ``outputs``, ``tasks``, ``cancel()``, ``retry()``."""
 
-    def __init__(self, client: Any, name: str, namespace: str | None) -> None:
+    def __init__(
+        self, client: Any, name: str, namespace: str | None, created: Obj | None = None
+    ) -> None:
         self.client, self.name, self.namespace = client, name, namespace
+        self._created = created  # the run as created: the first wait() starts from it
 
     def get(self) -> Obj:
         obj: Obj = self.client.get("pipelineruns", self.name, self.namespace)
@@ -44,12 +47,14 @@ class PipelineRunHandle:
     def wait(self, timeout: float = 300.0, *, check: bool = False) -> Obj:
         """Block until the run ends; return its status. ``check=True`` raises when it did
         not succeed."""
+        created, self._created = self._created, None
         obj = self.client.wait(
             "pipelineruns",
             self.name,
             namespace=self.namespace,
             phase=",".join(TERMINAL),
             timeout=timeout,
+            seen=created,
         )
         status: Obj = (obj or {}).get("status") or {}
         if check and status.get("phase") != "Succeeded":
@@ -136,7 +141,7 @@ class PipelinesMixin:
         run = {"apiVersion": "shipyard.dev/v1", "kind": "PipelineRun", "metadata": md, "spec": spec}
         created = self.create(run, namespace)  # type: ignore[attr-defined]
         ns = created["metadata"].get("namespace")
-        return PipelineRunHandle(self, run_name, ns)
+        return PipelineRunHandle(self, run_name, ns, created)
 
     def pipeline_run(self, name: str, namespace: str | None = None) -> PipelineRunHandle:
         self.get("pipelineruns", name, namespace)  # type: ignore[attr-defined]
