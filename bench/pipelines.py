@@ -7,7 +7,10 @@ with install_kfp_package=False (its fastest configuration).
 Workloads: (a) 10 trivial steps in a line (each adds 1); (b) 20 independent steps then a join;
 (c) 3 steps passing a small Dataset; then a fan-out of 100 (every round) and 1,000 tasks
 (in the first three rounds) on Shipyard.
-Caching is off everywhere. Run: ``.venv/bin/python bench/pipelines.py [ROUNDS]``.
+Caching is off everywhere. Run: ``.venv/bin/python bench/pipelines.py [ROUNDS] [--embedded]``.
+Shipyard runs as users run it: ``shipyard up`` in its own process (SQLite in a temporary
+folder), driven by the Python client from this one; ``--embedded`` runs the platform in this
+process instead (``Client.embedded``: client and control plane then share one interpreter).
 
 On a shared machine single runs are noisy: (a)-(c) run ROUNDS times (default 5), each round
 running kfp.local and then Shipyard, so both see the same load; the medians are compared.
@@ -18,6 +21,7 @@ decide it). The load average is printed with the figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from shipyard import dsl
@@ -177,14 +182,36 @@ def load() -> str:
         return " ".join(fh.read().split()[:3])
 
 
+@contextlib.contextmanager
+def platform(tmp: str, embedded: bool) -> Iterator[Client]:
+    """A client of ``shipyard up`` started here (idle once its start-up warm-up is done), or
+    of a platform embedded in this process."""
+    if embedded:
+        with Client.embedded(Path(tmp) / "sy") as c:
+            yield c
+        return
+    from pods import Server, settle
+
+    server = Server(Path(tmp) / "sy")
+    try:
+        settle(server)
+        with Client(server.url) as c:
+            yield c
+    finally:
+        server.stop()
+
+
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    embedded = "--embedded" in sys.argv[1:]
+    rounds = int(args[0]) if args else 5
     theirs_all: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     ours_all: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     fan_100s: list[float] = []
     fan_1000s: list[float] = []
     print(f"load average at start: {load()}")
-    with tempfile.TemporaryDirectory() as tmp, Client.embedded(Path(tmp) / "sy") as c:
+    print("shipyard: " + ("embedded in this process" if embedded else "`shipyard up`, own process"))
+    with tempfile.TemporaryDirectory() as tmp, platform(tmp, embedded) as c:
         timed(c, line)  # warm-up: starts the zygote (imports once), not measured
         for _ in range(rounds):
             got = kfp_peer()
