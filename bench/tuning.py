@@ -10,6 +10,8 @@ Prints trials/min and the best accuracy of each, and (c), (d) as ratios of (a).
 ``--trials N`` changes the trial count; ``--only a,c`` runs only those (the ratios need (a)).
 ``--seeds 42,7,13`` runs (a), (c) and (d) once per seed and reports each one's median
 trials/min over the seeds, with the ratios of those medians; (b), the slowest, runs once.
+Shipyard runs as users run it, ``shipyard up`` in its own process driven by the client;
+``--embedded`` runs the platform in this process instead.
 
 Also the trials' mean "fit work", n_estimators x max_depth x subsample, which a trial's CPU
 time follows closely (28 ms at 5, 111 at 30, 466 at 240 on this machine): each search takes
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import os
 import statistics
 import subprocess
@@ -30,7 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "tuning"))
@@ -145,19 +150,46 @@ def shipyard_tune(client, n: int, seed: int = SEED) -> Result:
     return time.perf_counter() - start, _best(done), _trials_work(client, name)
 
 
+@contextlib.contextmanager
+def platform(tmp: str, embedded: bool) -> Iterator[Any]:
+    """A client of ``shipyard up`` started here (idle once its start-up warm-up is done), as
+    users run it, or of a platform embedded in this process."""
+    from shipyard import Client
+
+    if embedded:
+        with Client.embedded(tmp) as client:
+            yield client
+        return
+    sys.path.insert(0, str(ROOT / "bench"))
+    from pods import Server, settle
+
+    server = Server(Path(tmp) / "sy")
+    try:
+        settle(server)
+        with Client(server.url) as client:
+            yield client
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=80)
     parser.add_argument("--only", default="a,b,c,d", help="which of a,b,c,d to run")
     parser.add_argument("--seeds", default=str(SEED), help="comma-separated TPE seeds")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run the platform in this process (default: `shipyard up` in its own process)",
+    )
     args = parser.parse_args()
     n = args.trials
     only = set(args.only.replace(" ", "").split(","))
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from shipyard import Client
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("shipyard: " + ("embedded in this process" if args.embedded else "`shipyard up`"))
     labels = {
         "a": "(a) Optuna in-process, n_jobs=2",
         "b": "(b) fresh python process per trial",
@@ -171,7 +203,7 @@ def main() -> None:
     if "b" in only:
         runs["b"].append(process_per_trial(n))
     if only & {"c", "d"}:
-        with tempfile.TemporaryDirectory() as tmp, Client.embedded(tmp) as client:
+        with tempfile.TemporaryDirectory() as tmp, platform(tmp, args.embedded) as client:
             for seed in seeds:
                 if "c" in only:
                     runs["c"].append(shipyard_yaml(client, n, seed))
