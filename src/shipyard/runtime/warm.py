@@ -415,6 +415,9 @@ def _learnable(before: set[str], argv: list[str], mains: _Mains) -> bytes:
     (a submodule of a package the zygote holds) and holds no code for it yet."""
     names: list[str] = []
     size = 0
+    ran = argv[2] if len(argv) > 2 and argv[1] == "-m" else ""
+    if not (sys.modules.keys() - before - {"__main__"}) and (not ran or ran in mains):
+        return b""  # nothing new (usual once the zygote has learned): no walk over modules
     with contextlib.suppress(Exception):
         # Its own folders come first on its path: a module from there is not the zygote's.
         own = tuple(
@@ -437,7 +440,6 @@ def _learnable(before: set[str], argv: list[str], mains: _Mains) -> bytes:
             if size > _LEARN_CAP:
                 break
             names.append(name)
-        ran = argv[2] if len(argv) > 2 and argv[1] == "-m" else ""
         if ran and ran not in mains and "." in ran and ran.partition(".")[0] in before:
             import importlib.util
 
