@@ -21,7 +21,6 @@ decide it). The load average is printed with the figures.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import statistics
@@ -30,9 +29,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from pods import platform
 from shipyard import dsl
 from shipyard.client import Client
 from shipyard.dsl import Dataset, Input, Output
@@ -180,25 +179,6 @@ def timed(c: Client, pipeline: object, params: dict[str, object] | None = None) 
 def load() -> str:
     with open("/proc/loadavg") as fh:
         return " ".join(fh.read().split()[:3])
-
-
-@contextlib.contextmanager
-def platform(tmp: str, embedded: bool) -> Iterator[Client]:
-    """A client of ``shipyard up`` started here (idle once its start-up warm-up is done), or
-    of a platform embedded in this process."""
-    if embedded:
-        with Client.embedded(Path(tmp) / "sy") as c:
-            yield c
-        return
-    from pods import Server, settle
-
-    server = Server(Path(tmp) / "sy")
-    try:
-        settle(server)
-        with Client(server.url) as c:
-            yield c
-    finally:
-        server.stop()
 
 
 def main() -> None:

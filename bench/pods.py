@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,6 +82,24 @@ class Server:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+@contextlib.contextmanager
+def platform(tmp: str | Path, embedded: bool = False) -> Iterator[Client]:
+    """A client of a ``shipyard up`` started here (state under ``tmp``; idle once its start-up
+    warm-up is done), as users run it, or with ``embedded`` of a platform in this process.
+    The pipelines and tuning benchmarks use it too."""
+    if embedded:
+        with Client.embedded(Path(tmp) / "sy") as c:
+            yield c
+        return
+    server = Server(Path(tmp) / "sy")
+    try:
+        settle(server)
+        with Client(server.url) as c:
+            yield c
+    finally:
+        server.stop()
 
 
 def pct(values: list[float], p: float) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import contextlib
 import os
 import statistics
 import subprocess
@@ -33,15 +32,15 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "tuning"))
 
 import optuna  # noqa: E402
 from tune_gbm import PARAMETERS, objective  # noqa: E402
+
+from pods import platform  # noqa: E402  (bench/ is on the path: this script's folder)
 
 SEED = 42
 SCRIPT = ROOT / "examples" / "tuning" / "train_gbm.py"
@@ -148,28 +147,6 @@ def shipyard_tune(client, n: int, seed: int = SEED) -> Result:
         timeout=3600,
     )
     return time.perf_counter() - start, _best(done), _trials_work(client, name)
-
-
-@contextlib.contextmanager
-def platform(tmp: str, embedded: bool) -> Iterator[Any]:
-    """A client of ``shipyard up`` started here (idle once its start-up warm-up is done), as
-    users run it, or of a platform embedded in this process."""
-    from shipyard import Client
-
-    if embedded:
-        with Client.embedded(tmp) as client:
-            yield client
-        return
-    sys.path.insert(0, str(ROOT / "bench"))
-    from pods import Server, settle
-
-    server = Server(Path(tmp) / "sy")
-    try:
-        settle(server)
-        with Client(server.url) as client:
-            yield client
-    finally:
-        server.stop()
 
 
 def main() -> None:
