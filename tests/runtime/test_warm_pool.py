@@ -445,3 +445,35 @@ def test_the_next_spare_is_forked_when_a_container_ends_or_soon_after_a_hand_ove
     rt.stop(long, grace_seconds=1)
     assert finished(rt, long)["phase"] == "Failed"
     wait_until(lambda: len(zygote.children()) == 1, what="only the spare once it ended")
+
+
+def test_a_warm_container_forgotten_while_starting_is_killed_once_forked(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """forget() before the zygote answered: nobody wants the container any more, so it is
+    killed as soon as its pid is known, and nothing of it is left (exit file, connection)."""
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    ends: list[socket.socket] = []
+
+    def held(address: str, request: bytes) -> int:
+        ours, theirs = socket.socketpair()
+        ends.append(theirs)
+        return ours.detach()
+
+    monkeypatch.setattr(warm, "_send", held)
+    pod = warm_pod(py("import time; time.sleep(60)"))
+    try:
+        rt.start(pod, Assignment())
+        rt.forget(pod)
+        assert rt.status(pod) is None
+        ends[0].sendall(struct.pack(">qq", sleeper.pid, warm._start_ticks(sleeper.pid)))
+        assert sleeper.wait(timeout=10) == -signal.SIGKILL
+        exit_file = rt.run_dir / f"{pod['metadata']['uid']}.main.exit"
+        exit_file.write_text("137\n")  # what the zygote writes when it reaps a killed child
+        ends[0].close()
+        wait_until(lambda: not exit_file.exists(), what="the forgotten container's exit file")
+        wait_until(lambda: not rt._by_fd, what="the runtime to let go of its connection")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            sleeper.kill()
+        sleeper.wait()
