@@ -308,6 +308,34 @@ def test_update_status(store: Store) -> None:
     assert store.update(KIND, s2)["status"] == {"phase": "Succeeded"}
 
 
+def test_a_status_write_failing_after_its_row_update_leaves_no_trace(store: Store) -> None:
+    """A write is one transaction, however its statements are run (SQLite takes a faster
+    path for the hottest ones): when its event cannot be logged, the row update made
+    before is rolled back too, and nobody sees the revision it took."""
+    created = store.create(KIND, widget("a", spec={"size": 1}))
+    store.update_status(KIND, "team-a", "a", {"phase": "Running"})
+    before = store.get(KIND, "team-a", "a")
+    squatter = rv_of(before) + 1  # the revision the next write takes
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (rv, kind, namespace, name, type, data) "
+                "VALUES (:rv, 'x', '', 'x', 'MODIFIED', '{}')"
+            ),
+            {"rv": squatter},
+        )
+    with pytest.raises(sa.exc.IntegrityError):
+        store.update_status(KIND, "team-a", "a", {"phase": "Failed"}, base=before)
+    assert store.get(KIND, "team-a", "a") == before
+    assert store.rv == rv_of(before)
+    logged = [e for e in store.events_since(rv_of(created)) if e.name == "a"]
+    assert [e.obj["status"]["phase"] for e in logged] == ["Running"]
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM events WHERE rv = :rv"), {"rv": squatter})
+    done = store.update_status(KIND, "team-a", "a", {"phase": "Succeeded"}, base=before)
+    assert store.get(KIND, "team-a", "a") == done and rv_of(done) == squatter
+
+
 def test_get_with_a_known_copy_returns_it_only_while_it_is_current(store: Store) -> None:
     created = store.create(KIND, widget("a", spec={"size": 1}))
     known = store.get(KIND, "team-a", "a")
