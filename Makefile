@@ -12,8 +12,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# An editable install compiles nothing ahead (pip does for a normal one), and with
+# PYTHONDONTWRITEBYTECODE set Python never caches it: compile once, or every `shipyard up`
+# and every new worker process compiles Shipyard's sources again (~0.15 s each).
+COMPILE := $(BIN)/python -m compileall -q -x /node_modules/ src/shipyard
+
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(COMPILE)
 
 # Install (with the libraries the examples use), build the dashboard (scripts/ui-build.sh:
 # npm install + vite build), train the example iris models, start the platform on the embedded
@@ -27,9 +33,11 @@ up: install-examples
 
 install-examples: $(BIN)/python
 	$(BIN)/pip install -q -e '.[serving,pipelines,sklearn]'
+	$(COMPILE)
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,torch]'
+	$(COMPILE)
 	bash scripts/test-services.sh
 	bash scripts/ui-test-deps.sh
 	bash scripts/k8s-tools.sh
