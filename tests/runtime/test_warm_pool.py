@@ -12,6 +12,7 @@ import struct
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -390,11 +391,25 @@ def test_a_zygote_that_cannot_fork_leaves_the_container_to_a_normal_start(
     assert log_of(rt, pod).strip() == "ran True"
 
 
-def test_a_pod_stopped_while_its_warm_container_starts_has_it_killed_once_forked(
-    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """stop() before the zygote answered: the container is killed as soon as its pid is
-    known, and the Pod ends (the runtime never loses track of it)."""
+@dataclass
+class HeldZygote:
+    """A stand-in zygote that answers only when told: ``answer()`` sends the pid of
+    ``sleeper`` (a real process in its own session) as the forked container's; ``close()``
+    is the EOF a zygote sends once it reaped it."""
+
+    sleeper: subprocess.Popen[bytes]
+    ends: list[socket.socket]
+
+    def answer(self) -> None:
+        pid = self.sleeper.pid
+        self.ends[0].sendall(struct.pack(">qq", pid, warm._start_ticks(pid)))
+
+    def close(self) -> None:
+        self.ends[0].close()
+
+
+@pytest.fixture
+def held_zygote(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldZygote]:
     sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
     ends: list[socket.socket] = []
 
@@ -404,22 +419,30 @@ def test_a_pod_stopped_while_its_warm_container_starts_has_it_killed_once_forked
         return ours.detach()
 
     monkeypatch.setattr(warm, "_send", held)
-    pod = warm_pod(py("import time; time.sleep(60)"))
     try:
-        rt.start(pod, Assignment())
-        assert rt.status(pod)["containerStatuses"][0]["state"]["waiting"]["reason"] == (
-            "ContainerCreating"
-        )
-        assert rt.stop(pod, grace_seconds=5) is False  # still starting: not gone yet
-        ends[0].sendall(struct.pack(">qq", sleeper.pid, warm._start_ticks(sleeper.pid)))
-        assert sleeper.wait(timeout=10) == -signal.SIGTERM
-        ends[0].close()  # the zygote's EOF once it reaped the container
-        assert finished(rt, pod)["phase"] == "Failed"
-        wait_until(lambda: rt.stop(pod))
+        yield HeldZygote(sleeper, ends)
     finally:
         with contextlib.suppress(ProcessLookupError):
             sleeper.kill()
         sleeper.wait()
+
+
+def test_a_pod_stopped_while_its_warm_container_starts_has_it_killed_once_forked(
+    rt: LocalRuntime, held_zygote: HeldZygote
+) -> None:
+    """stop() before the zygote answered: the container is killed as soon as its pid is
+    known, and the Pod ends (the runtime never loses track of it)."""
+    pod = warm_pod(py("import time; time.sleep(60)"))
+    rt.start(pod, Assignment())
+    assert rt.status(pod)["containerStatuses"][0]["state"]["waiting"]["reason"] == (
+        "ContainerCreating"
+    )
+    assert rt.stop(pod, grace_seconds=5) is False  # still starting: not gone yet
+    held_zygote.answer()
+    assert held_zygote.sleeper.wait(timeout=10) == -signal.SIGTERM
+    held_zygote.close()
+    assert finished(rt, pod)["phase"] == "Failed"
+    wait_until(lambda: rt.stop(pod))
 
 
 def test_the_next_spare_is_forked_when_a_container_ends_or_soon_after_a_hand_over(
@@ -429,10 +452,18 @@ def test_the_next_spare_is_forked_when_a_container_ends_or_soon_after_a_hand_ove
     its spare to ends, or shortly after the hand-over if that container runs on."""
     first = warm_pod(py("print('one')"))
     rt.start(first, Assignment())
-    finished(rt, first)
+    cid = finished(rt, first)["containerStatuses"][0]["containerID"]
+    first_pid = int(cid[len("local://") :].split("/")[0])
     (zpid,) = rt.warm.zygote_pids()
     zygote = psutil.Process(zpid)
-    wait_until(lambda: len(zygote.children()) == 1, what="a spare after the first container")
+    # The first container may still be the zygote's (a zombie, until reaped) for a moment.
+    wait_until(
+        lambda: (
+            [p.pid for p in zygote.children()] not in ([], [first_pid])
+            and len(zygote.children()) == 1
+        ),
+        what="a spare after the first container, and only it",
+    )
     (spare,) = zygote.children()
 
     long = warm_pod(py("import time; time.sleep(30)"))
@@ -448,32 +479,18 @@ def test_the_next_spare_is_forked_when_a_container_ends_or_soon_after_a_hand_ove
 
 
 def test_a_warm_container_forgotten_while_starting_is_killed_once_forked(
-    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+    rt: LocalRuntime, held_zygote: HeldZygote
 ) -> None:
     """forget() before the zygote answered: nobody wants the container any more, so it is
     killed as soon as its pid is known, and nothing of it is left (exit file, connection)."""
-    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    ends: list[socket.socket] = []
-
-    def held(address: str, request: bytes) -> int:
-        ours, theirs = socket.socketpair()
-        ends.append(theirs)
-        return ours.detach()
-
-    monkeypatch.setattr(warm, "_send", held)
     pod = warm_pod(py("import time; time.sleep(60)"))
-    try:
-        rt.start(pod, Assignment())
-        rt.forget(pod)
-        assert rt.status(pod) is None
-        ends[0].sendall(struct.pack(">qq", sleeper.pid, warm._start_ticks(sleeper.pid)))
-        assert sleeper.wait(timeout=10) == -signal.SIGKILL
-        exit_file = rt.run_dir / f"{pod['metadata']['uid']}.main.exit"
-        exit_file.write_text("137\n")  # what the zygote writes when it reaps a killed child
-        ends[0].close()
-        wait_until(lambda: not exit_file.exists(), what="the forgotten container's exit file")
-        wait_until(lambda: not rt._by_fd, what="the runtime to let go of its connection")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            sleeper.kill()
-        sleeper.wait()
+    rt.start(pod, Assignment())
+    rt.forget(pod)
+    assert rt.status(pod) is None
+    held_zygote.answer()
+    assert held_zygote.sleeper.wait(timeout=10) == -signal.SIGKILL
+    exit_file = rt.run_dir / f"{pod['metadata']['uid']}.main.exit"
+    exit_file.write_text("137\n")  # what the zygote writes when it reaps a killed child
+    held_zygote.close()
+    wait_until(lambda: not exit_file.exists(), what="the forgotten container's exit file")
+    wait_until(lambda: not rt._by_fd, what="the runtime to let go of its connection")
