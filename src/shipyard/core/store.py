@@ -128,6 +128,17 @@ def _rv_of(obj: Obj) -> int:
         return -1
 
 
+def _unless(
+    plain: Any, unless: Any, kind: str, namespace: str, name: str, held: Obj | None
+) -> tuple[Any, dict[str, Any]]:
+    """The statement reading an object by key, and its parameters: ``unless`` (the data
+    left out while the row is at ``held``'s revision) when the caller holds a copy."""
+    params: dict[str, Any] = _key(kind, namespace, name)
+    if held is None:
+        return plain, params
+    return unless, {**params, "k_rv": _rv_of(held)}
+
+
 class Event:
     """One change: ``type`` is ADDED, MODIFIED or DELETED; ``obj`` the object after it.
 
@@ -468,13 +479,9 @@ class Store:
         and did not change: if the object is still at its resourceVersion, ``known`` itself
         is returned and the stored JSON is neither read nor parsed (a run of 1,000 tasks
         is 290 KB: ~2 ms to parse)."""
-        if known is None:
-            with self.engine.connect() as conn:
-                row = self._first(conn, _SELECT_DATA, _key(kind, namespace, name))
-            return _loads(row[0]) if row else None
-        params = {**_key(kind, namespace, name), "k_rv": _rv_of(known)}
+        stmt, params = _unless(_SELECT_DATA, _SELECT_DATA_UNLESS, kind, namespace, name, known)
         with self.engine.connect() as conn:
-            row = self._first(conn, _SELECT_DATA_UNLESS, params)
+            row = self._first(conn, stmt, params)
         if row is None:
             return None
         return known if row[0] is None else _loads(row[0])
@@ -706,25 +713,19 @@ class Store:
             self._emit(conn, events, "ADDED", kind, obj)
         return obj
 
-    def _current(self, conn: Connection, kind: str, ns: str, name: str) -> tuple[int, Obj]:
-        row = self._first(conn, _SELECT_ID_DATA, _key(kind, ns, name))
-        if row is None:
-            where = f" in namespace {ns!r}" if ns else ""
-            raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
-        return int(row[0]), orjson.loads(row[1])
-
-    def _current_unless(
-        self, conn: Connection, kind: str, ns: str, name: str, base: Obj
+    def _current(
+        self, conn: Connection, kind: str, ns: str, name: str, base: Obj | None = None
     ) -> tuple[int, Obj]:
-        """``_current``, but a copy of ``base`` (its top level and metadata, which a write
-        changes) when the stored object is still at base's revision."""
-        params = {**_key(kind, ns, name), "k_rv": _rv_of(base)}
-        row = self._first(conn, _SELECT_ID_DATA_UNLESS, params)
+        """The row id and the stored object; with ``base``, a copy of it (its top level and
+        metadata, which a write changes) while the object is still at base's revision."""
+        stmt, params = _unless(_SELECT_ID_DATA, _SELECT_ID_DATA_UNLESS, kind, ns, name, base)
+        row = self._first(conn, stmt, params)
         if row is None:
             where = f" in namespace {ns!r}" if ns else ""
             raise NotFound(f"{kind.rsplit('/', 1)[-1]} {name!r} not found{where}")
         if row[1] is not None:
             return int(row[0]), orjson.loads(row[1])
+        assert base is not None  # the data is left out only at base's revision
         return int(row[0]), {**base, "metadata": dict(base["metadata"])}
 
     @staticmethod
@@ -809,10 +810,7 @@ class Store:
         its status changed): while it is current, its metadata and spec are kept without
         reading and parsing the stored object again. ``base`` itself is not modified."""
         with self._tx() as (conn, events):
-            if base is None:
-                rid, cur = self._current(conn, kind, namespace, name)
-            else:
-                rid, cur = self._current_unless(conn, kind, namespace, name, base)
+            rid, cur = self._current(conn, kind, namespace, name, base)
             self._check_rv(cur, rv)
             cur["status"] = status
             return self._save(conn, events, kind, rid, cur, index=False, status_only=True)
