@@ -204,6 +204,44 @@ def test_stdout_and_stderr_go_to_the_log_which_outlives_the_pod(rt: LocalRuntime
     )
 
 
+def test_logs_lie_flat_per_namespace_and_the_newest_pod_of_a_name_is_archived(
+    rt: LocalRuntime,
+) -> None:
+    first = make_pod(sh("echo first"))
+    run_to_end(rt, first)
+    rt.forget(first)
+    name = first["metadata"]["name"]
+    second = make_pod(sh("echo second"))
+    second["metadata"]["name"] = name
+    run_to_end(rt, second)
+    rt.forget(second)
+    # A Pod whose name starts with the same letters is another Pod.
+    other = make_pod(sh("echo other"))
+    other["metadata"]["name"] = name + "-other"
+    run_to_end(rt, other)
+    ns_dir = rt.logs_dir / "default"
+    # No folder per Pod: one log file per container in the namespace's folder.
+    assert [p for p in ns_dir.iterdir() if p.is_dir()] == []
+    assert rt.log_path(second) == ns_dir / f"{name}_{second['metadata']['uid'][:8]}_main.log"
+    archived = rt.archived_pod("default", name)
+    assert archived is not None
+    assert archived["metadata"]["uid"] == second["metadata"]["uid"][:8]
+    assert [c["name"] for c in archived["spec"]["containers"]] == ["main"]
+    assert log_text(rt, archived) == "second\n"
+    assert rt.archived_pod("default", "never-was") is None
+
+
+def test_logs_in_the_earlier_folder_layout_are_still_served(rt: LocalRuntime) -> None:
+    pod = make_pod(sh("true"))
+    md = pod["metadata"]
+    old = rt.logs_dir / "default" / md["name"] / md["uid"][:8]
+    old.mkdir(parents=True)
+    (old / "main.log").write_text("from an earlier version\n")
+    assert log_text(rt, pod) == "from an earlier version\n"
+    archived = rt.archived_pod("default", md["name"])
+    assert archived is not None and log_text(rt, archived) == "from an earlier version\n"
+
+
 def test_init_containers_run_in_order_before_containers(rt: LocalRuntime, tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     pod = make_pod(

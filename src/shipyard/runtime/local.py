@@ -21,6 +21,7 @@ It does the kubelet's job for the local node:
 from __future__ import annotations
 
 import contextlib
+import glob
 import heapq
 import logging
 import os
@@ -334,24 +335,37 @@ class LocalRuntime:
                 field="container",
             )
         md = pod["metadata"]
-        path: Path = self.logs_dir / md.get("namespace", "") / md["name"] / md["uid"][:8]
-        return path / f"{container}.log"
+        path = self._log_file(md.get("namespace", ""), md["name"], md["uid"], container)
+        if not path.exists():  # a container started before the flat layout (0.x data dirs)
+            old: Path = self.logs_dir / md.get("namespace", "") / md["name"] / md["uid"][:8]
+            if (old / f"{container}.log").exists():
+                return old / f"{container}.log"
+        return path
+
+    def _log_file(self, namespace: str, name: str, uid: str, container: str) -> Path:
+        """``logs/NAMESPACE/NAME_UID8_CONTAINER.log``: flat, as the kubelet's
+        /var/log/containers is, so a new Pod costs no folder (a mkdir costs 0.3-0.6 ms on
+        ext4 here, a file in an existing folder ~0.03 ms). Names never hold ``_``."""
+        return self.logs_dir / namespace / f"{name}_{uid[:8]}_{container}.log"
 
     def archived_pod(self, namespace: str, name: str) -> Obj | None:
         """A stand-in Pod for the newest logs of a Pod that no longer exists (logs outlive
         their Pods here, unlike Kubernetes, so deleted training replicas and pipeline tasks
         keep their logs). None if there are none."""
-        base = self.logs_dir / namespace / name
-        dirs = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
-        if not dirs:
+        files: dict[str, dict[str, Path]] = {}  # uid8 -> container -> its log
+        for f in (self.logs_dir / namespace).glob(f"{glob.escape(name)}_*_*.log"):
+            uid, _, container = f.stem[len(name) + 1 :].partition("_")
+            files.setdefault(uid, {})[container] = f
+        old = self.logs_dir / namespace / name  # the layout before the flat one
+        for d in old.iterdir() if old.is_dir() else []:
+            for f in d.glob("*.log") if d.is_dir() else []:
+                files.setdefault(d.name, {}).setdefault(f.stem, f)
+        if not files:
             return None
-        newest = max(dirs, key=lambda d: d.stat().st_mtime)
-        containers = [{"name": f.stem} for f in sorted(newest.glob("*.log"))]
-        if not containers:
-            return None
+        uid = max(files, key=lambda u: max(f.stat().st_mtime for f in files[u].values()))
         return {
-            "metadata": {"name": name, "namespace": namespace, "uid": newest.name},
-            "spec": {"containers": containers},
+            "metadata": {"name": name, "namespace": namespace, "uid": uid},
+            "spec": {"containers": [{"name": c} for c in sorted(files[uid])]},
         }
 
     def logs(
@@ -413,10 +427,8 @@ class LocalRuntime:
     def _new_run(self, pod: Obj, assignment: Assignment) -> _PodRun:
         md, spec = pod["metadata"], pod.get("spec") or {}
         uid = md["uid"]
-        # Made by whoever starts a container (the shim, or the warm pool's child), not here:
-        # a new Pod's folders cost ~0.26 ms of mkdir calls, on the control plane's busiest
-        # thread.
-        logdir = self.logs_dir / md.get("namespace", "") / md["name"] / uid[:8]
+        # The log's folder (one per namespace) is made by whoever starts a container (the
+        # shim, or the warm pool's child), not on the control plane's busiest thread.
         gpus = list(assignment.gpus)
 
         def build(spec_c: Obj, init: bool) -> _Container:
@@ -424,7 +436,7 @@ class LocalRuntime:
                 name=spec_c["name"],
                 spec=spec_c,
                 init=init,
-                log_path=logdir / f"{spec_c['name']}.log",
+                log_path=self._log_file(md.get("namespace", ""), md["name"], uid, spec_c["name"]),
                 exit_path=self.run_dir / f"{uid}.{spec_c['name']}.exit",
             )
             limits = (spec_c.get("resources") or {}).get("limits") or {}
