@@ -5,6 +5,7 @@ containers, env, start errors and killing whole process groups."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
+from shipyard.runtime import local
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime, proc_start_ticks
 from waiting import wait_until
@@ -371,6 +373,32 @@ def test_gpu_assignment_sets_cuda_visible_devices(tmp_path: Path) -> None:
         assert rt.status(gpu_pod)["assignedGPUs"] == ["1", "3"]  # type: ignore[index]
     finally:
         rt.shutdown(grace=1.0)
+
+
+def test_a_start_is_told_after_running_notice_unless_the_pod_ends_first(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heard: list[tuple[str, str | None]] = []
+
+    def on_change(_ns: str, name: str) -> None:
+        heard.append((name, (rt.status({"metadata": uids[name]}) or {}).get("phase")))
+
+    uids: dict[str, Obj] = {}
+    rt.set_on_change(on_change)
+    monkeypatch.setattr(local, "RUNNING_NOTICE", 1.0)
+    quick = make_pod(sh("true"))
+    uids[quick["metadata"]["name"]] = quick["metadata"]
+    run_to_end(rt, quick)
+    time.sleep(1.3)  # past the notice it would have had
+    # One call, with the end: the start and the end are in the same status.
+    assert heard == [(quick["metadata"]["name"], "Succeeded")]
+
+    monkeypatch.setattr(local, "RUNNING_NOTICE", 0.05)
+    slow = make_pod(sh("sleep 30"))
+    uids[slow["metadata"]["name"]] = slow["metadata"]
+    rt.start(slow, Assignment())
+    wait_until(lambda: (slow["metadata"]["name"], "Running") in heard, what="the start")
+    rt.stop(slow, grace_seconds=1.0)
 
 
 def test_start_is_idempotent(rt: LocalRuntime, tmp_path: Path) -> None:

@@ -41,11 +41,16 @@ import psutil
 
 from shipyard.core import quantity
 from shipyard.core.resource import now_iso
-from shipyard.runtime.base import Assignment, Obj, OnChange
+from shipyard.runtime.base import TERMINAL, Assignment, Obj, OnChange
 from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks
 from shipyard.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
+
+# A container that has started is reported this long after (unless it ends sooner, which is
+# reported at once): a short one (a pipeline step, a `true`) then costs its Pod one status
+# write instead of two. The kubelet reports a start within its PLEG relist (up to 1 s).
+RUNNING_NOTICE = 0.02
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$\(")
 
@@ -194,7 +199,7 @@ class LocalRuntime:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ)
-        self._timers: list[tuple[float, int, Callable[[], None], _PodRun | None]] = []
+        self._timers: list[tuple[float, int, Callable[[], bool | None], _PodRun | None]] = []
         self._shim: Shim | None = None
         self._start_shim()
         self._timer_seq = 0
@@ -877,9 +882,11 @@ class LocalRuntime:
 
     # -- the runtime thread -----------------------------------------------------------------
 
-    def _after(self, delay: float, fn: Callable[[], None], run: _PodRun | None = None) -> None:
+    def _after(
+        self, delay: float, fn: Callable[[], bool | None], run: _PodRun | None = None
+    ) -> None:
         """Run ``fn`` (with the lock held) after ``delay``; then tell the controller about
-        ``run``."""
+        ``run``, unless ``fn`` returned False (nothing new)."""
         with self._lock:
             self._timer_seq += 1
             heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_seq, fn, run))
@@ -907,11 +914,14 @@ class LocalRuntime:
                         continue
                     if c.state == "starting":
                         self._warm_answer(run, c)
+                        if c.state == "running":
+                            self._notice_running(run)
+                            continue
                     else:
                         self._on_exit(run, c)
                 self._notify(run)
             self._drain_shim()
-            due: list[tuple[Callable[[], None], _PodRun | None]] = []
+            due: list[tuple[Callable[[], bool | None], _PodRun | None]] = []
             with self._lock:
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
@@ -920,10 +930,11 @@ class LocalRuntime:
             for fn, owner in due:
                 try:
                     with self._lock:
-                        fn()
+                        news = fn()
                 except Exception:
                     log.exception("runtime timer failed")
-                if owner is not None:
+                    news = None
+                if owner is not None and news is not False:
                     self._notify(owner)
 
     def _drain_shim(self) -> None:
@@ -932,6 +943,7 @@ class LocalRuntime:
             return
         events = shim.events()
         changed: dict[str, _PodRun] = {}
+        started: dict[str, _PodRun] = {}
         with self._lock:
             if self._closed:
                 return
@@ -939,6 +951,9 @@ class LocalRuntime:
                 run: _PodRun | None
                 if ev[0] == "started":
                     run = self._on_started(ev[1], ev[2], ev[3])
+                    if run is not None:
+                        started[run.uid] = run
+                    continue
                 elif ev[0] == "error":
                     run = self._on_start_error(ev[1], ev[2])
                 else:
@@ -948,8 +963,20 @@ class LocalRuntime:
             if not shim.alive and self._shim is shim:
                 log.warning("the process shim exited; watching its containers directly")
                 self._shim_gone()
+            for uid, run in started.items():
+                if uid not in changed:
+                    self._notice_running(run)
         for run in changed.values():
             self._notify(run)
+
+    def _notice_running(self, run: _PodRun) -> None:
+        """Tell the controller that a container started, RUNNING_NOTICE from now, if its Pod
+        has not ended by then (its end is told at once, with the start in the same status)."""
+
+        def due() -> bool:
+            return self._pods.get(run.uid) is run and run.phase not in TERMINAL
+
+        self._after(RUNNING_NOTICE, due, run)
 
     def _notify(self, run: _PodRun) -> None:
         try:
