@@ -90,6 +90,7 @@ _UPDATE_ROW = (
 )
 _INSERT_EVENT = events_t.insert()
 _INSERT_ROW = resources.insert()
+_ROW_KEYS = ["kind", "namespace", "name", "uid", "rv", "phase", "data"]
 _INSERT_LABELS = labels_t.insert()
 _INSERT_OWNERS = owners_t.insert()
 
@@ -109,11 +110,31 @@ class _Raw:
         args = tuple(params[k] for k in self.order)
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cur.execute(self.sql, args)
-        except self.error as exc:  # raised as SQLAlchemy would (IntegrityError, ...)
+            self._execute(conn, cur, args, many=False)
+        except BaseException:
             cur.close()
-            raise sa.exc.DBAPIError.instance(self.sql, args, exc, self.error) from exc
+            raise
         return cur
+
+    def run_many(self, conn: Connection, rows: builtins.list[dict[str, Any]]) -> None:
+        args = [tuple(row[k] for k in self.order) for row in rows]
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            self._execute(conn, cur, args, many=True)
+        finally:
+            cur.close()
+
+    def _execute(self, conn: Connection, cur: Any, args: Any, *, many: bool) -> None:
+        # SQLAlchemy's cursor events still fire (tracing, tests that hook a statement).
+        before, after = conn.dispatch.before_cursor_execute, conn.dispatch.after_cursor_execute
+        if before:
+            before(conn, cur, self.sql, args, None, many)
+        try:
+            (cur.executemany if many else cur.execute)(self.sql, args)
+        except self.error as exc:  # raised as SQLAlchemy would (IntegrityError, ...)
+            raise sa.exc.DBAPIError.instance(self.sql, args, exc, self.error) from exc
+        if after:
+            after(conn, cur, self.sql, args, None, many)
 
 
 def _key(kind: str, namespace: str, name: str) -> dict[str, str]:
@@ -307,6 +328,9 @@ class Store:
                 _SELECT_ID_DATA_UNLESS: _Raw(_SELECT_ID_DATA_UNLESS, d),
                 _UPDATE_ROW: _Raw(_UPDATE_ROW, d),
                 _INSERT_EVENT: _Raw(_INSERT_EVENT, d, event_keys),
+                _INSERT_ROW: _Raw(_INSERT_ROW, d, _ROW_KEYS),
+                _INSERT_LABELS: _Raw(_INSERT_LABELS, d, ["resource_id", "key", "value"]),
+                _INSERT_OWNERS: _Raw(_INSERT_OWNERS, d, ["resource_id", "owner_uid"]),
             }
         self._migrate()
         self._lock = threading.RLock()
@@ -339,6 +363,25 @@ class Store:
             conn.execute(stmt, params)
         else:
             raw.run(conn, params).close()
+
+    def _do_many(self, conn: Connection, stmt: Any, rows: builtins.list[dict[str, Any]]) -> None:
+        """Run a hot write statement once per row."""
+        raw = self._raw.get(stmt)
+        if raw is None:
+            conn.execute(stmt, rows)
+        else:
+            raw.run_many(conn, rows)
+
+    def _insert(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> int:
+        """Run a hot INSERT; the new row's id."""
+        raw = self._raw.get(stmt)
+        if raw is None:
+            return int(conn.execute(stmt, params).inserted_primary_key[0])  # type: ignore[index]
+        cur = raw.run(conn, params)
+        try:
+            return int(cur.lastrowid)
+        finally:
+            cur.close()
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -661,21 +704,23 @@ class Store:
             )
         )
 
-    @staticmethod
-    def _write_index(conn: Connection, rid: int, obj: Obj, *, replace: bool) -> None:
+    def _write_index(self, conn: Connection, rid: int, obj: Obj, *, replace: bool) -> None:
         md = obj["metadata"]
         if replace:
             conn.execute(labels_t.delete().where(labels_t.c.resource_id == rid))
             conn.execute(owners_t.delete().where(owners_t.c.resource_id == rid))
         labels = md.get("labels") or {}
         if labels:
-            conn.execute(
+            self._do_many(
+                conn,
                 _INSERT_LABELS,
                 [{"resource_id": rid, "key": k, "value": v} for k, v in labels.items()],
             )
         uids = {ref["uid"] for ref in md.get("ownerReferences") or [] if ref.get("uid")}
         if uids:
-            conn.execute(_INSERT_OWNERS, [{"resource_id": rid, "owner_uid": u} for u in uids])
+            self._do_many(
+                conn, _INSERT_OWNERS, [{"resource_id": rid, "owner_uid": u} for u in uids]
+            )
 
     def create(self, kind: str, obj: Obj, *, phase: str | None = None) -> Obj:
         """Insert a new object; fills uid, resourceVersion, generation, creationTimestamp."""
@@ -689,8 +734,10 @@ class Store:
             md["creationTimestamp"] = now_iso()
             md.pop("deletionTimestamp", None)
             md["resourceVersion"] = str(self._next_rv())
+            data = _dumps(obj)
             try:
-                result = conn.execute(
+                rid = self._insert(
+                    conn,
                     _INSERT_ROW,
                     {
                         "kind": kind,
@@ -699,7 +746,7 @@ class Store:
                         "uid": md["uid"],
                         "rv": int(md["resourceVersion"]),
                         "phase": phase or (obj.get("status") or {}).get("phase"),
-                        "data": _dumps(obj),
+                        "data": data,
                     },
                 )
             except sa.exc.IntegrityError:
@@ -708,9 +755,8 @@ class Store:
                     f"{obj.get('kind', kind)} {md['name']!r} already exists{where}; "
                     "use apply to update it or delete it first"
                 ) from None
-            rid = int(result.inserted_primary_key[0])  # type: ignore[index]
             self._write_index(conn, rid, obj, replace=False)
-            self._emit(conn, events, "ADDED", kind, obj)
+            self._emit(conn, events, "ADDED", kind, obj, data)
         return obj
 
     def _current(
