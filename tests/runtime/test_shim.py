@@ -72,7 +72,8 @@ def collect(shim: Shim, pids: set[int]) -> dict[int, tuple[int, int | None]]:
     return got
 
 
-def test_exit_codes_and_signals_are_reported_and_written(shim: Shim, tmp_path: Path) -> None:
+def test_exit_codes_and_signals_are_reported_and_kept_until_forgotten(tmp_path: Path) -> None:
+    shim = Shim(tmp_path / "shim.log")
     ok, ok_log, ok_exit = start(shim, tmp_path, "ok", "sh", "-c", "echo hi; echo err >&2")
     bad, _, bad_exit = start(shim, tmp_path, "bad", "sh", "-c", "exit 7")
     killed, _, killed_exit = start(shim, tmp_path, "killed", "sleep", "30")
@@ -80,12 +81,15 @@ def test_exit_codes_and_signals_are_reported_and_written(shim: Shim, tmp_path: P
     got = collect(shim, {ok, bad, killed})
     assert got[ok] == (0, None) and got[bad] == (7, None)
     assert got[killed] == (128 + signal.SIGTERM, signal.SIGTERM)
-    assert (ok_exit.read_text(), bad_exit.read_text(), killed_exit.read_text()) == (
-        "0\n",
-        "7\n",
-        f"{128 + signal.SIGTERM}\n",
-    )
     assert ok_log.read_text() == "hi\nerr\n"
+    # Told, and kept by the shim rather than in files while the control plane is there.
+    assert not any(p.exists() for p in (ok_exit, bad_exit, killed_exit))
+    assert shim.forget(str(ok_exit))  # recorded by the control plane
+    shim.close()  # as a control plane killed with SIGKILL would: the rest are written
+    shim.proc.wait(timeout=10)
+    assert not ok_exit.exists()
+    assert (bad_exit.read_text(), killed_exit.read_text()) == ("7\n", f"{128 + signal.SIGTERM}\n")
+    assert not shim.forget(str(bad_exit)), "a shim that is gone holds nothing"
 
 
 def test_what_a_container_leaves_in_its_group_dies_with_it(shim: Shim, tmp_path: Path) -> None:
@@ -189,5 +193,33 @@ def test_start_returns_at_once_and_the_runtime_calls_back_when_running(tmp_path:
         # Stopped right away: stop() says so only when the process is really gone.
         assert not rt.stop(pod, grace_seconds=1.0)
         wait_until(lambda: rt.stop(pod), what="the stop")
+    finally:
+        rt.shutdown(grace=1.0)
+
+
+def test_the_runtime_lets_the_shim_forget_a_code_once_its_pod_is_forgotten(
+    tmp_path: Path,
+) -> None:
+    rt = LocalRuntime(tmp_path / "data")
+    try:
+        pods = {
+            name: {
+                "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "command": cmd}]},
+            }
+            for name, cmd in (("recorded", ["true"]), ("unrecorded", ["sh", "-c", "exit 4"]))
+        }
+        for p in pods.values():
+            rt.start(p, Assignment())
+        for p in pods.values():
+            wait_until(lambda p=p: (rt.status(p) or {}).get("phase") in ("Succeeded", "Failed"))
+        rt.forget(pods["recorded"])
+        assert not list(rt.run_dir.glob("*.exit")), "no exit file while the control plane is up"
+        shim = rt._shim
+        assert shim is not None
+        shim.close()  # the control plane dies before it recorded the second Pod's end
+        shim.proc.wait(timeout=10)
+        assert sorted(p.name for p in rt.run_dir.glob("*.exit")) == ["uid-unrecorded.c.exit"]
+        assert (rt.run_dir / "uid-unrecorded.c.exit").read_text() == "4\n"
     finally:
         rt.shutdown(grace=1.0)

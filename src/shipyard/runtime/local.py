@@ -4,9 +4,10 @@ It does the kubelet's job for the local node:
 
 - containers are started by the process shim (runtime/shim.py), a small process of its own
   that is their parent: each runs in its own session (process group) with stdout and stderr
-  appended to a log file per container that outlives the Pod; the shim records every exit
-  code in a file, so a control plane restarted after SIGKILL can still learn how a container
-  ended while it was down;
+  appended to a log file per container that outlives the Pod; the shim keeps every exit
+  code until the runtime has recorded it and writes those it still holds to files when the
+  control plane goes, so a control plane restarted after SIGKILL can still learn how a
+  container ended while it was down;
 - one thread hears the shim's exit reports, watches re-adopted processes through a pidfd and
   runs the timers (restart backoff, ``activeDeadlineSeconds``, SIGKILL after the grace
   period);
@@ -79,6 +80,8 @@ class _Container:
     warm: bool = False  # forked by the warm pool, which writes its exit file before it ends
     warm_mods: tuple[str, ...] = ()  # the warm pool's zygote it asked to be forked from
     exit_waits: int = 0  # retries for the exit file of a re-adopted container
+    # The shim that told its exit code and keeps it (instead of an exit file) until forgotten.
+    told_by: Shim | None = None
     state: str = "waiting"  # waiting | starting (asked of the shim) | running | terminated
     reason: str = "ContainerCreating"
     message: str = ""
@@ -320,8 +323,18 @@ class LocalRuntime:
                     if c.state == "starting" and c.pidfd is not None:
                         continue  # the loop kills it once forked, then cleans up (_forgotten)
                     self._close_fd(c)
-                    with contextlib.suppress(FileNotFoundError):
-                        c.exit_path.unlink()
+                    self._drop_exit_code(c)
+
+    @staticmethod
+    def _drop_exit_code(c: _Container) -> None:
+        """The container's exit code is recorded (or it starts again): the shim that holds it
+        need not keep it, and an exit file (written by the warm pool, or by a shim whose
+        control plane had gone) goes."""
+        shim, c.told_by = c.told_by, None
+        if shim is not None and shim.forget(str(c.exit_path)):
+            return  # it held the code: there is no file
+        with contextlib.suppress(FileNotFoundError):
+            c.exit_path.unlink()
 
     def endpoint(self, pod: Obj, port: int) -> tuple[str, int]:
         return ("127.0.0.1", port)
@@ -533,8 +546,7 @@ class LocalRuntime:
         if c.spec.get("workingDir") and not Path(cwd).is_dir():
             self._fail_start(run, c, f"workingDir {cwd!r} does not exist on this machine")
             return
-        with contextlib.suppress(FileNotFoundError):
-            c.exit_path.unlink()
+        self._drop_exit_code(c)  # of its last run, if it restarts
         mods = self.warm.eligible(run.pod, argv, env) if warm else None
         if mods is not None and self._spawn_warm(run, c, mods, argv, env, cwd):
             return
@@ -791,6 +803,7 @@ class LocalRuntime:
         run, c = entry
         if c.state != "running" or c.pid != pid:
             return None
+        c.told_by = self._shim
         self._finish(run, c, code, sig)
         self._advance(run)
         return run

@@ -2,12 +2,15 @@
 
 The control plane asks it to start a container; the shim makes its folders and starts it
 (vfork + exec, in its own session, output appended to the container's log), and when it
-ends kills what is left of its process group, writes the exit code to the container's exit
-file and tells the control plane. Because the shim is the parent and lives in its own
+ends kills what is left of its process group and tells the control plane the exit code. It
+keeps that code until the control plane says it has recorded it (``forget``); if the
+control plane goes away first, the shim writes every code it still holds, and every later
+one, to the container's exit file. Because the shim is the parent and lives in its own
 session, a control plane killed with SIGKILL loses nothing: the shim keeps reaping and
 recording exit codes until its last container has ended, and the restarted control plane
 re-adopts the live processes and reads the codes of those that ended meanwhile (as
-containerd's shim does for the kubelet).
+containerd's shim does for the kubelet). While the control plane is there, a container
+costs no exit file: creating and removing one cost ~0.1-1 ms of file-system work a Pod.
 
 One shim per control plane, started with it; it exits once the control plane has gone and
 no container is left. The wire format is a 4-byte length and a ``marshal`` payload over a
@@ -46,7 +49,8 @@ def proc_start_ticks(pid: int) -> int | None:
 
 
 def write_exit_file(path: str, code: int) -> None:
-    """Whole or not at all: a reader never sees a half-written code."""
+    """Whole or not at all: a reader never sees a half-written code. (Only after the
+    control plane has gone, so not on any Pod's path.)"""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
         fh.write(f"{code}\n")
@@ -125,6 +129,7 @@ def serve(fd: int) -> None:
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, None)
     children: dict[int, tuple[subprocess.Popen[bytes], int, str]] = {}  # pidfd -> ...
+    held: dict[str, int] = {}  # exit file -> code: told, not yet recorded by the control plane
     out = bytearray()
     connected = True
 
@@ -133,14 +138,26 @@ def serve(fd: int) -> None:
             data = marshal.dumps(msg)
             out.extend(_LEN.pack(len(data)) + data)
 
+    def hang_up() -> None:
+        """The control plane is gone: what it was told may not have been recorded."""
+        nonlocal connected
+        connected = False
+        out.clear()
+        for path, code in held.items():
+            with contextlib.suppress(OSError):
+                write_exit_file(path, code)
+        held.clear()
+
     while connected or children:
         for key, events in sel.select():
             if key.data is None:
                 if events & selectors.EVENT_READ:
                     if not wire.feed():
-                        connected = False
-                        out.clear()
+                        hang_up()
                     for req in wire.messages():
+                        if req[0] == "forget":  # recorded: the code need not be kept
+                            held.pop(req[1], None)
+                            continue
                         rid = req[1]
                         try:
                             proc = _spawn(req)
@@ -163,17 +180,19 @@ def serve(fd: int) -> None:
             rc = proc.wait()
             sig = -rc if rc < 0 else None
             code = 128 + sig if sig else rc
-            with contextlib.suppress(OSError):
-                write_exit_file(exit_path, code)
-            tell(("exited", pid, code, sig))
+            if connected:
+                held[exit_path] = code
+                tell(("exited", pid, code, sig))
+            else:
+                with contextlib.suppress(OSError):
+                    write_exit_file(exit_path, code)
         if connected and out:
             try:
                 del out[: sock.send(out)]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
-                connected = False
-                out.clear()
+                hang_up()
         if not connected:
             with contextlib.suppress(KeyError, ValueError):
                 sel.unregister(sock)
@@ -236,6 +255,20 @@ class Shim:
                 self.alive = False
                 raise ShimError(f"the process shim has exited ({exc})") from exc
             return self._rid
+
+    def forget(self, exit_path: str) -> bool:
+        """The exit code of the container with this exit file is recorded: the shim need not
+        keep it for a restarted control plane. False if the shim is gone (it has written
+        the code to the exit file then)."""
+        with self._send_lock:
+            if not self.alive:
+                return False
+            try:
+                self._wire.send(("forget", exit_path))
+            except OSError:
+                self.alive = False
+                return False
+            return True
 
     def events(self) -> list[tuple[Any, ...]]:
         """What the shim said since last time, in order: ``started``/``error`` answers and
