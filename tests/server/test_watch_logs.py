@@ -133,6 +133,29 @@ def test_watch_without_resource_version_starts_with_existing(http: httpx.Client)
     assert {e["object"]["metadata"]["namespace"] for e in events} == {"w-fresh"}
 
 
+def test_a_burst_of_live_changes_arrives_whole_and_in_order(
+    http: httpx.Client, platform_client: Client
+) -> None:
+    """Changes that arrive together go out in one write: none is lost, split or reordered."""
+    http.post("/api/v1/namespaces", json=ns("w-burst"))
+    base = "/api/v1/namespaces/w-burst/configmaps"
+    names = [f"cm-{i:02d}" for i in range(40)]
+
+    def burst() -> None:
+        def create_all() -> None:
+            with httpx.Client(base_url=platform_client.url, timeout=30) as h:
+                for n in names:
+                    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}}
+                    assert h.post(base, json=body).status_code == 201
+
+        threading.Thread(target=create_all, daemon=True).start()
+
+    events = sse(http, base, {}, lambda ev: seen(ev, "ADDED", names[-1]), on_open=burst)
+    assert [e["object"]["metadata"]["name"] for e in events] == names
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert rvs == sorted(rvs)
+
+
 def test_watch_label_selector_filters(http: httpx.Client) -> None:
     http.post("/api/v1/namespaces", json=ns("w-sel"))
     base = "/api/v1/namespaces/w-sel/pods"

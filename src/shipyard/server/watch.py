@@ -128,16 +128,23 @@ async def _stream(
             if wait <= 0:
                 return
             try:
-                ev = await asyncio.wait_for(queue.get(), wait)
+                first = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     return
                 yield b": heartbeat\n\n"
                 continue
-            if ev.rv <= last:
-                continue
-            last = ev.rv
-            if not reqs or selectors.matches(reqs, ev.obj):
-                yield _event_frame(ev)
+            # What else has arrived goes in the same write (a burst of changes costs one
+            # wake-up and one send, not one per event).
+            frames = []
+            ev: Event | None = first
+            while ev is not None:
+                if ev.rv > last:
+                    last = ev.rv
+                    if not reqs or selectors.matches(reqs, ev.obj):
+                        frames.append(_event_frame(ev))
+                ev = queue.get_nowait() if not queue.empty() else None
+            if frames:
+                yield b"".join(frames)
     finally:
         unsubscribe()
