@@ -137,13 +137,13 @@ async def _stream(
             # What else has arrived goes in the same write (a burst of changes costs one
             # wake-up and one send, not one per event).
             frames = []
-            ev: Event | None = first
-            while ev is not None:
-                if ev.rv > last:
-                    last = ev.rv
-                    if not reqs or selectors.matches(reqs, ev.obj):
-                        frames.append(_event_frame(ev))
-                ev = queue.get_nowait() if not queue.empty() else None
+            live: Event | None = first
+            while live is not None:
+                if live.rv > last:
+                    last = live.rv
+                    if not reqs or selectors.matches(reqs, live.obj):
+                        frames.append(_event_frame(live))
+                live = queue.get_nowait() if not queue.empty() else None
             if frames:
                 yield b"".join(frames)
     finally:
