@@ -223,3 +223,34 @@ def test_the_runtime_lets_the_shim_forget_a_code_once_its_pod_is_forgotten(
         assert (rt.run_dir / "uid-unrecorded.c.exit").read_text() == "4\n"
     finally:
         rt.shutdown(grace=1.0)
+
+
+def test_a_container_gets_default_signals_and_not_the_shims_socket(
+    shim: Shim, tmp_path: Path
+) -> None:
+    # The shim ignores SIGINT (Ctrl-C is the control plane's) and Python ignores SIGPIPE;
+    # a container starts with neither ignored, and with only stdin, stdout and stderr open.
+    pid, log, _ = start(
+        shim, tmp_path, "sigs", "sh", "-c", "grep SigIgn /proc/$$/status; ls /proc/$$/fd"
+    )
+    assert collect(shim, {pid})[pid] == (0, None)
+    first, *fds = log.read_text().split()[1:]
+    ignored = int(first, 16)
+    assert not ignored & (1 << (signal.SIGINT - 1)), "SIGINT is ignored in the container"
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE is ignored in the container"
+    assert sorted(fds) == ["0", "1", "2"], f"the container holds fds {fds}"
+
+
+def test_a_command_is_found_in_the_containers_path(shim: Shim, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "only-here"
+    tool.write_text("#!/bin/sh\necho found me\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    log = tmp_path / "found.log"
+    rid = shim.start(["only-here"], env, str(tmp_path), str(log), str(tmp_path / "x"))
+    got = answer(shim, rid)
+    assert got[0] == "started", got
+    assert collect(shim, {got[2]})[got[2]] == (0, None)
+    assert log.read_text() == "found me\n"

@@ -21,6 +21,7 @@ shipyard.runtime.shim FD`` starts in about 20 ms.
 from __future__ import annotations
 
 import contextlib
+import errno
 import marshal
 import os
 import selectors
@@ -98,22 +99,55 @@ class _Wire:
 # -- the shim process -----------------------------------------------------------------------
 
 
-def _spawn(req: tuple[Any, ...]) -> subprocess.Popen[bytes]:
+_found: dict[tuple[str, str], str] = {}  # (command, PATH) -> its executable
+
+
+def _executable(cmd: str, path: str) -> str:
+    """Where ``cmd`` is, looked up in the container's PATH (as execvpe would)."""
+    if "/" in cmd:
+        return cmd
+    hit = _found.get((cmd, path))
+    if hit is not None and os.access(hit, os.X_OK):
+        return hit
+    for folder in path.split(os.pathsep):
+        candidate = os.path.join(folder or ".", cmd)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            if len(_found) > 256:
+                _found.clear()
+            _found[(cmd, path)] = candidate
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd)
+
+
+# Signals the shim (as any Python) ignores, which a container must not inherit ignored.
+_DEFAULT_SIGNALS = {signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ}
+
+
+def _spawn(req: tuple[Any, ...], home: int) -> int:
+    """Start a container; its pid. posix_spawn (vfork + exec) costs the shim ~60 us of
+    CPU, subprocess.Popen ~150. The shim is single-threaded, so the container's working
+    directory is set by moving there for the spawn and back (``home``) after."""
     _, _, argv, env, cwd, log_path, _exit_path = req
     os.makedirs(cwd, exist_ok=True)  # the Pod's own folder, unless it named a workingDir
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    exe = _executable(argv[0], env.get("PATH", os.defpath))
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        return subprocess.Popen(
+        os.chdir(cwd)
+        return os.posix_spawn(
+            exe,
             argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
+            setsigdef=_DEFAULT_SIGNALS,
         )
     finally:
+        os.fchdir(home)
         os.close(fd)
 
 
@@ -123,12 +157,14 @@ def serve(fd: int) -> None:
     It never blocks on the control plane: answers wait in a buffer until the socket takes
     them, so it always keeps reading requests (and the control plane's sends always end)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.set_inheritable(fd, False)  # containers must not hold the control plane's socket
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     wire = _Wire(sock)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, None)
-    children: dict[int, tuple[subprocess.Popen[bytes], int, str]] = {}  # pidfd -> ...
+    children: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, exit file)
     held: dict[str, int] = {}  # exit file -> code: told, not yet recorded by the control plane
     out = bytearray()
     connected = True
@@ -160,24 +196,25 @@ def serve(fd: int) -> None:
                             continue
                         rid = req[1]
                         try:
-                            proc = _spawn(req)
-                        except (OSError, subprocess.SubprocessError) as exc:
+                            pid = _spawn(req, home)
+                        except OSError as exc:
                             tell(("error", rid, str(exc)))
                             continue
-                        pidfd = os.pidfd_open(proc.pid)
-                        children[pidfd] = (proc, proc.pid, req[6])
-                        sel.register(pidfd, selectors.EVENT_READ, proc.pid)
-                        tell(("started", rid, proc.pid, proc_start_ticks(proc.pid) or 0))
+                        pidfd = os.pidfd_open(pid)
+                        children[pidfd] = (pid, req[6])
+                        sel.register(pidfd, selectors.EVENT_READ, pid)
+                        tell(("started", rid, pid, proc_start_ticks(pid) or 0))
                 continue
             pidfd = int(key.fd)
-            proc, pid, exit_path = children.pop(pidfd)
+            pid, exit_path = children.pop(pidfd)
             sel.unregister(pidfd)
             os.close(pidfd)
             # The container ended: nothing it left in its group outlives it. The leader is
             # not reaped yet, so the group id cannot have been reused.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            rc = proc.wait()
+            _, status = os.waitpid(pid, 0)
+            rc = os.waitstatus_to_exitcode(status)
             sig = -rc if rc < 0 else None
             code = 128 + sig if sig else rc
             if connected:
