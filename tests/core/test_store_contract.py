@@ -930,3 +930,34 @@ def test_gets_and_status_writes_address_exactly_one_object_in_one_store(
         assert store.count(KIND) == 3
     finally:
         other.close()
+
+
+def test_writers_in_many_threads_all_land_and_a_closed_store_reopens_whole(
+    store: Store, open_store: Callable[..., Store]
+) -> None:
+    """Writes from several threads at once (on SQLite they share one connection, taken in
+    turn) each commit whole: every create and status write is there, in the store and in
+    the event log, also after the store is closed and opened again."""
+    errors_seen: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        try:
+            for i in range(25):
+                store.create(KIND, widget(f"t{t}-{i}"))
+                store.update_status(KIND, "team-a", f"t{t}-{i}", {"phase": f"p{i}"})
+                assert store.try_get(KIND, "team-a", f"t{t}-{i}") is not None
+        except BaseException as exc:  # reported below, in the test's thread
+            errors_seen.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors_seen, errors_seen
+    assert store.count(KIND) == 100
+    assert len(store.events_since(0, kind=KIND)) == 200
+    store.close()
+    again = open_store()
+    assert again.count(KIND) == 100
+    assert again.get(KIND, "team-a", "t3-24")["status"] == {"phase": "p24"}

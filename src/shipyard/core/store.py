@@ -335,6 +335,10 @@ class Store:
             }
         self._migrate()
         self._lock = threading.RLock()
+        # SQLite has one writer at a time, and here every write holds _lock: the writes share
+        # one connection instead of taking one from the pool and giving it back each time
+        # (~25 us a write). PostgreSQL keeps the pool.
+        self._writer: Connection | None = self.engine.connect() if self.is_sqlite else None
         self._listeners: builtins.list[Listener] = []
         self._retention = event_retention
         self._writes_since_compact = 0
@@ -408,7 +412,24 @@ class Store:
         return row[0] if row else None
 
     def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
+
+    @contextmanager
+    def _write_conn(self) -> Iterator[Connection]:
+        """A connection in a new transaction, committed at the end (call with _lock held)."""
+        if self._writer is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        if self._writer.invalidated:  # its database connection broke: a new one
+            self._writer.close()
+            self._writer = self.engine.connect()
+        with self._writer.begin():
+            yield self._writer
 
     # -- watch ----------------------------------------------------------------------------
 
@@ -642,7 +663,7 @@ class Store:
         with self._lock:
             events: builtins.list[Event] = []
             try:
-                with self.engine.begin() as conn:
+                with self._write_conn() as conn:
                     yield conn, events
             except BaseException:
                 self._allocated = self._rv  # revisions of a failed write are never seen
@@ -918,7 +939,7 @@ class Store:
             cutoff = self._rv - self._retention
             if cutoff <= self._compacted:
                 return
-            with self.engine.begin() as conn:
+            with self._write_conn() as conn:
                 conn.execute(events_t.delete().where(events_t.c.rv <= cutoff))
                 conn.execute(meta_t.delete().where(meta_t.c.key == "compacted_rv"))
                 conn.execute(meta_t.insert().values(key="compacted_rv", value=str(cutoff)))
