@@ -218,6 +218,10 @@ def test_training_replicas_log_into_the_job_run(client: Client) -> None:
         }
     )
     client.wait("pytorchjob", "ddp", condition="Succeeded", timeout=180)
+    # A PyTorchJob with a Master succeeds when the Master does (Kubeflow's rule): the worker
+    # may still be logging then. Its Pod ends soon after.
+    for pod in client.list("pods", selector="shipyard.dev/owner=ddp"):
+        client.wait("pod", pod["metadata"]["name"], phase="Succeeded", timeout=60)
     run = client.get("trackingrun", "ddp")
     assert run["spec"]["execution"]["kind"] == "PyTorchJob"
     st = run["status"]
