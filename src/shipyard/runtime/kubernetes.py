@@ -579,7 +579,10 @@ class KubernetesRuntime:
         while follow and not self._closed.is_set():
             with self._lock:
                 current = self._current(uid)
-            if current is None or _container_started(current, container):
+                # Started here but not in the watch's view yet (just after start): wait for
+                # it, as for a container still being created, unless its start failed.
+                pending = uid in self._known and uid not in self._errors
+            if _container_started(current, container) if current else not pending:
                 break
             time.sleep(0.1)
         with self._lock:
