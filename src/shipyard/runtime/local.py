@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import selectors
-import shutil
 import signal
 import sys
 import threading
@@ -43,7 +42,7 @@ import psutil
 from shipyard.core import quantity
 from shipyard.core.resource import now_iso
 from shipyard.runtime.base import TERMINAL, Assignment, Obj, OnChange
-from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks
+from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks, which
 from shipyard.runtime.warm import WarmPool
 
 log = logging.getLogger(__name__)
@@ -199,7 +198,6 @@ class LocalRuntime:
         self._by_fd: dict[int, tuple[_PodRun, _Container]] = {}
         self._by_pid: dict[int, tuple[_PodRun, _Container]] = {}  # started by the shim
         self._starting: dict[int, tuple[_PodRun, _Container]] = {}  # shim request id ->
-        self._which: dict[tuple[str, str], str] = {}
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -543,7 +541,7 @@ class LocalRuntime:
                 "(the image's entrypoint is not known here)",
             )
             return
-        if not self._which_ok(argv[0], env.get("PATH")) and not os.access(argv[0], os.X_OK):
+        if which(argv[0], env.get("PATH")) is None and not os.access(argv[0], os.X_OK):
             self._fail_start(run, c, f"executable file not found in $PATH: {argv[0]!r}")
             return
         if c.spec.get("workingDir") and not Path(cwd).is_dir():
@@ -619,21 +617,6 @@ class LocalRuntime:
                 self._exit_later(run, c)
         for rid in list(self._starting):
             self._on_start_error(rid, "the process shim exited")
-
-    def _which_ok(self, cmd: str, path: str | None) -> bool:
-        """shutil.which, remembered: it stats every PATH entry (91 syscalls per Pod)."""
-        key = (cmd, path or "")
-        hit = self._which.get(key)
-        if hit is not None and os.access(hit, os.X_OK):
-            return True
-        found = shutil.which(cmd, path=path)
-        if found is None:
-            self._which.pop(key, None)
-            return False
-        if len(self._which) > 256:
-            self._which.clear()
-        self._which[key] = found
-        return True
 
     def _spawn_warm(
         self,
