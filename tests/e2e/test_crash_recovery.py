@@ -138,6 +138,23 @@ def pod(name: str, script: str, restart: str = "Never") -> Obj:
     }
 
 
+def warm_pod(name: str, code: str) -> Obj:
+    """A Pod forked by the warm pool (runtime/warm.py) rather than started by the shim."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": {"shipyard.dev/warm": ""}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "command": [sys.executable, "-c", code]}],
+        },
+    }
+
+
+def forked_by_a_zygote(pid: int) -> bool:
+    return "shipyard.runtime.warm" in " ".join(psutil.Process(pid).parent().cmdline())
+
+
 def test_kill9_then_restart_readopts_and_recovers(up: Up, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     second_run = tmp_path / "second-run"
@@ -164,10 +181,19 @@ def test_kill9_then_restart_readopts_and_recovers(up: Up, tmp_path: Path) -> Non
             restart="OnFailure",
         )
     )
+    c.apply(
+        warm_pod(
+            "warm-exits",
+            f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)\n"
+            "raise SystemExit(5)",
+        )
+    )
+    c.apply(warm_pod("warm-done", "raise SystemExit(6)"))
     c.apply(pod("done", "echo finished"))
     c.wait("pod", "done", phase="Succeeded", timeout=30)
+    c.wait("pod", "warm-done", phase="Failed", timeout=30)
     procs = {}
-    for name in ("long", "exits", "flaky"):
+    for name in ("long", "exits", "flaky", "warm-exits"):
         obj = c.wait("pod", name, phase="Running", timeout=30)
         assert obj is not None
         procs[name] = up.remember(obj)
@@ -178,10 +204,13 @@ def test_kill9_then_restart_readopts_and_recovers(up: Up, tmp_path: Path) -> Non
     }
     c.close()
 
+    assert forked_by_a_zygote(procs["warm-exits"][0])
+
     up.kill9()
     assert alive(*procs["long"]), "kill -9 of the control plane must not take Pods with it"
+    assert alive(*procs["warm-exits"]), "nor those forked by its warm pool"
     gate.touch()
-    for name in ("exits", "flaky"):
+    for name in ("exits", "flaky", "warm-exits"):
         wait_until(functools.partial(gone, procs[name]), what=f"{name} to exit while down")
 
     c = up.start()
@@ -193,6 +222,15 @@ def test_kill9_then_restart_readopts_and_recovers(up: Up, tmp_path: Path) -> Non
         assert obj["status"]["phase"] == "Failed"
         assert term["exitCode"] == 3
         assert term["reason"] == "Error"
+        # The same for a warm container: its zygote wrote the code it could not tell.
+        obj = c.wait("pod", "warm-exits", phase="Failed,Succeeded", timeout=30)
+        assert obj is not None
+        assert obj["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 5
+        # No exit file is left behind by a code recorded before the kill, nor after.
+        wait_until(
+            lambda: not list((up.data_dir / "run").glob("*.exit")),
+            what="no exit file once every code is recorded",
+        )
 
         # (c) died while down, restartPolicy OnFailure: restarted, and now runs again.
         obj = c.wait(

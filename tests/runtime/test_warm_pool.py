@@ -494,3 +494,107 @@ def test_a_warm_container_forgotten_while_starting_is_killed_once_forked(
     held_zygote.close()
     wait_until(lambda: not exit_file.exists(), what="the forgotten container's exit file")
     wait_until(lambda: not rt._by_fd, what="the runtime to let go of its connection")
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[warm.WarmPool]:
+    p = warm.WarmPool(tmp_path / "warm")
+    try:
+        yield p
+    finally:
+        p.shutdown()
+
+
+def ask(pool: warm.WarmPool, tmp_path: Path, name: str, code: str) -> tuple[int, int, Path]:
+    """Have the zygote fork ``python -c code``; (its connection, its pid, its exit file)."""
+    exit_file = tmp_path / f"{name}.exit"
+    fd = pool.request(
+        (),
+        ["python", "-c", code],
+        dict(os.environ),
+        str(tmp_path),
+        tmp_path / f"{name}.log",
+        exit_file,
+    )
+    assert fd is not None
+    wait_until(lambda: select_readable(fd), what=f"the zygote's answer for {name}")
+    got = pool.started((), fd)
+    assert got is not None
+    return fd, got[0], exit_file
+
+
+def select_readable(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_the_zygote_keeps_an_exit_code_until_released_and_writes_it_if_the_runtime_goes(
+    pool: warm.WarmPool, tmp_path: Path
+) -> None:
+    """As with the shim: while the control plane is there, a container's exit code comes on
+    its connection and no exit file is made; a code the control plane did not record
+    before it went (its connection hung up without a release) is written to the exit file,
+    at once if the container had ended, else when it ends."""
+    gate = tmp_path / "gate"
+    recorded, _, recorded_file = ask(pool, tmp_path, "recorded", "raise SystemExit(3)")
+    unrecorded, _, unrecorded_file = ask(pool, tmp_path, "unrecorded", "raise SystemExit(4)")
+    late, late_pid, late_file = ask(
+        pool,
+        tmp_path,
+        "late",
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
+        "raise SystemExit(6)",
+    )
+    for fd, code in ((recorded, 3), (unrecorded, 4)):
+        wait_until(lambda fd=fd: select_readable(fd), what="the exit code")
+        assert warm.read_code(fd) == code
+    warm.release(recorded)
+    assert not list(tmp_path.glob("*.exit")), "no exit file while the control plane is up"
+
+    os.close(unrecorded)  # the control plane dies before it recorded this code...
+    os.close(late)  # ...and while this container still runs
+    wait_until(unrecorded_file.exists, what="the unrecorded code's exit file")
+    assert unrecorded_file.read_text() == "4\n"
+    assert psutil.pid_exists(late_pid) and not late_file.exists()
+    gate.touch()
+    wait_until(late_file.exists, what="the late container's exit file")
+    assert late_file.read_text() == "6\n"
+    assert not recorded_file.exists()
+
+
+def test_the_zygote_writes_the_codes_it_holds_when_the_control_plane_goes(
+    pool: warm.WarmPool, tmp_path: Path
+) -> None:
+    """The zygote's standard input closing means the control plane is gone: the codes it
+    holds go to their files, and it exits once its children have ended."""
+    fd, _, exit_file = ask(pool, tmp_path, "held", "raise SystemExit(7)")
+    wait_until(lambda: select_readable(fd), what="the exit code")
+    assert warm.read_code(fd) == 7
+    (zpid,) = pool.zygote_pids()
+    pool.shutdown()  # closes its standard input and waits for it
+    assert not psutil.pid_exists(zpid) or psutil.Process(zpid).status() == "zombie"
+    assert exit_file.read_text() == "7\n"
+    os.close(fd)
+
+
+def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(
+    pool: warm.WarmPool, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    fd, pid, exit_file = ask(
+        pool,
+        tmp_path,
+        "orphan",
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
+        "raise SystemExit(5)",
+    )
+    (zpid,) = pool.zygote_pids()
+    os.kill(zpid, signal.SIGKILL)
+    wait_until(lambda: select_readable(fd), what="the connection's end")
+    assert warm.read_code(fd) is None  # no code: the runtime reads the exit file instead
+    os.close(fd)
+    gate.touch()
+    wait_until(exit_file.exists, what="the child's own exit file")
+    assert exit_file.read_text() == "5\n"
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")

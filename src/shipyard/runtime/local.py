@@ -7,7 +7,8 @@ It does the kubelet's job for the local node:
   appended to a log file per container that outlives the Pod; the shim keeps every exit
   code until the runtime has recorded it and writes those it still holds to files when the
   control plane goes, so a control plane restarted after SIGKILL can still learn how a
-  container ended while it was down;
+  container ended while it was down; containers forked by the warm pool (runtime/warm.py)
+  get the same from their zygote;
 - one thread hears the shim's exit reports, watches re-adopted processes through a pidfd and
   runs the timers (restart backoff, ``activeDeadlineSeconds``, SIGKILL after the grace
   period);
@@ -43,7 +44,7 @@ from shipyard.core import quantity
 from shipyard.core.resource import now_iso
 from shipyard.runtime.base import TERMINAL, Assignment, Obj, OnChange
 from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks, which
-from shipyard.runtime.warm import WarmPool
+from shipyard.runtime.warm import WarmPool, read_code, release
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,14 @@ class _Container:
     pid: int | None = None
     ticks: int | None = None
     pidfd: int | None = None
-    warm: bool = False  # forked by the warm pool, which writes its exit file before it ends
+    warm: bool = False  # forked by the warm pool; pidfd is then its zygote connection
     warm_mods: tuple[str, ...] = ()  # the warm pool's zygote it asked to be forked from
     exit_waits: int = 0  # retries for the exit file of a re-adopted container
     # The shim that told its exit code and keeps it (instead of an exit file) until forgotten.
     told_by: Shim | None = None
+    # A warm container that ended: its zygote connection, whose zygote keeps the exit code
+    # (instead of an exit file) until released.
+    held: int | None = None
     state: str = "waiting"  # waiting | starting (asked of the shim) | running | terminated
     reason: str = "ContainerCreating"
     message: str = ""
@@ -328,12 +332,18 @@ class LocalRuntime:
 
     @staticmethod
     def _drop_exit_code(c: _Container) -> None:
-        """The container's exit code is recorded (or it starts again): the shim that holds it
-        need not keep it, and an exit file (written by the warm pool, or by a shim whose
+        """The container's exit code is recorded (or it starts again): the shim or zygote
+        that holds it need not keep it, and an exit file (written by a shim or zygote whose
         control plane had gone) goes."""
+        if c.held is not None:
+            fd, c.held = c.held, None
+            release(fd)
+            return  # its zygote held the code: there is no file
         shim, c.told_by = c.told_by, None
         if shim is not None and shim.forget(str(c.exit_path)):
             return  # it held the code: there is no file
+        if c.exit_code is None:
+            return  # it never ended (or never started): there is no file
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
 
@@ -439,7 +449,13 @@ class LocalRuntime:
             if self._shim is not None:
                 self._shim.close()
         os.write(self._wake_w, b"x")
-        self.warm.shutdown()
+        self.warm.shutdown()  # a zygote writes the codes still held to their exit files
+        with self._lock:
+            for run in runs:
+                for c in run.containers():
+                    if c.held is not None:
+                        os.close(c.held)
+                        c.held = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -630,8 +646,7 @@ class LocalRuntime:
         """Ask the warm pool (runtime/warm.py) to fork a warm-eligible Python container. As
         with the shim, nothing waits for the fork: the container is "starting" until the
         zygote's answer arrives on its connection (see _warm_answer). It is not our child:
-        that connection is then watched like a pidfd and its exit code comes from its exit
-        file."""
+        that connection is then watched like a pidfd, and its exit code comes on it."""
         # The container makes its folders (as the shim does for the others): mkdir calls
         # cost a new Pod ~0.26 ms of the control plane's busiest thread.
         make_cwd = not c.spec.get("workingDir")
@@ -737,11 +752,17 @@ class LocalRuntime:
             return None
 
     def _close_fd(self, c: _Container) -> None:
+        """Stop watching the container's fd and close it. A warm container's connection is
+        released: its zygote is told that it need not keep the exit code (it has been read,
+        or nobody wants it any more)."""
         if c.pidfd is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(c.pidfd)
             self._by_fd.pop(c.pidfd, None)
-            os.close(c.pidfd)
+            if c.warm:
+                release(c.pidfd)
+            else:
+                os.close(c.pidfd)
             c.pidfd = None
 
     def _kill(self, run: _PodRun, sig: int) -> None:
@@ -754,12 +775,26 @@ class LocalRuntime:
         self._update_phase(run)
 
     def _on_exit(self, run: _PodRun, c: _Container) -> None:
-        """A re-adopted or warm container's fd said it ended: its code is in its exit file."""
+        """A re-adopted or warm container's fd said it ended. A warm one's exit code is on its
+        connection, which is kept (and the code with it, by the zygote) until the code is
+        recorded (see _drop_exit_code); a re-adopted one's, or that of a warm one whose
+        zygote went away, is in its exit file."""
         if c.pid:
             # Nothing it left in its process group outlives it (as a container's processes
             # die with it).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(c.pid, signal.SIGKILL)
+        if c.warm and c.pidfd is not None:
+            code = read_code(c.pidfd)
+            if code is not None:
+                fd, c.pidfd = c.pidfd, None
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(fd)
+                self._by_fd.pop(fd, None)
+                c.held = fd
+                self._finish(run, c, code, None)
+                self._advance(run)
+                return
         self._close_fd(c)
         if not c.warm and self._exit_code_in_file(c) is None:
             # The shim of the control plane that started it writes the file just after the

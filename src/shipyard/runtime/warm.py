@@ -8,8 +8,8 @@ zygote per set of modules, started lazily and kept warm; one that died is starte
 ``shipyard.dev/isolation: process`` opts a Pod out.
 
 Everything else is what a normal local container gets: its own session and process group,
-environment, working directory, stdout/stderr appended to its log file, the exit code written
-to its exit file (the runtime's crash-safety record), kill by process group.
+environment, working directory, stdout/stderr appended to its log file, an exit code that
+survives the control plane (below), kill by process group.
 
 Protocol (one Unix stream connection per container, lean on purpose):
 
@@ -23,12 +23,19 @@ Protocol (one Unix stream connection per container, lean on purpose):
    a zombie whose pid and start time are still its own. The runtime does not wait for
    this answer: it reads it when the connection becomes readable (the container shows
    ContainerCreating until then);
-3. zygote → runtime, as soon as the child has written its exit file and told the zygote its
-   exit code (on a socket pair, its last act before ``_exit``), or else when the child has
-   been reaped and its exit file written: the exit code (4 bytes); then EOF once it is
-   reaped. The runtime watches the connection like a pidfd, so a child that ends before
-   the runtime registers it is still observed; and it learns of the end without waiting
-   for the kernel to tear down the child's memory (milliseconds for a forked ML process).
+3. zygote → runtime, as soon as the child has told the zygote its exit code (on a socket
+   pair, its last act before ``_exit``), or else when the child has been reaped: the exit
+   code (4 bytes). The runtime watches the connection like a pidfd, so a child that ends
+   before the runtime registers it is still observed; and it learns of the end without
+   waiting for the kernel to tear down the child's memory (milliseconds for a forked ML
+   process);
+4. runtime → zygote, once the code is recorded in the store (or the Pod forgotten): ``F``.
+   Until then the zygote keeps the code, as the process shim does: a connection that hangs
+   up first (the control plane died) has its code written to the container's exit file,
+   now or when the child ends, for the restarted control plane to read. While the control
+   plane is there a container costs no exit file (creating, renaming, reading and removing
+   one cost ~0.1-1 ms of file-system work a container). A child whose zygote is gone writes
+   its exit file itself.
    A child that exited with 0 appends to its exit code the names of the modules it imported
    that the zygote had not (only ones the zygote would import from the same files: the
    standard library, or submodules of packages the zygote already holds, found on its own
@@ -37,8 +44,8 @@ Protocol (one Unix stream connection per container, lean on purpose):
    ``report_metrics`` imports a dozen such modules lazily, some milliseconds a container.
 
 The zygote reads its standard input only to learn that the control plane is gone: it then
-stops accepting, lets its running children finish (writing their exit files so a restarted
-control plane can adopt them) and exits.
+stops accepting, writes the exit codes it holds to their files, lets its running children
+finish (writing theirs too, so a restarted control plane can adopt them) and exits.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ _Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run i
 # working directory or PYTHONPATH, is the module the zygote would import under that name.
 _ROOTS: tuple[str, ...] = ()
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
+FORGET = b"F"  # runtime -> zygote: the container's exit code is recorded (see release)
 SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
 # Standard modules whose import does something visible (a browser, a poem, a terminal).
 _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "readline"})
@@ -186,9 +194,10 @@ class WarmPool:
         """Ask the zygote holding ``mods`` (what ``eligible`` said) to fork the container;
         return the connection's fd, or None to fall back to a normal spawn. Nothing waits for
         the fork: the fd becomes readable with the answer (read it with :func:`read_started`),
-        and readable again once the container ended and its exit file is written. The caller
-        owns and closes the fd. The container makes its log's folder if missing, and ``cwd``
-        if missing and ``make_cwd``."""
+        and readable again once the container ended (read its code with :func:`read_code`).
+        The caller owns the fd and lets it go with :func:`release` once the code is recorded.
+        The container makes its log's folder if missing, and ``cwd`` if missing and
+        ``make_cwd``."""
         if self._broken.get(mods, 0) >= 3:
             return None
         request = json.dumps(
@@ -307,6 +316,31 @@ def read_started(fd: int) -> tuple[int, int] | None:
     return pid, ticks
 
 
+def read_code(fd: int) -> int | None:
+    """The exit code on a connection from :meth:`WarmPool.request` that became readable again
+    after its answer; None if the zygote closed it without one (it is gone)."""
+    try:
+        data = os.read(fd, 4)
+        while data and len(data) < 4:
+            more = os.read(fd, 4 - len(data))
+            if not more:
+                return None
+            data += more
+    except OSError:
+        return None
+    return struct.unpack(">i", data)[0] if len(data) == 4 else None
+
+
+def release(fd: int) -> None:
+    """Close a connection from :meth:`WarmPool.request`, telling the zygote first that its
+    container's exit code need not be kept (recorded, or the Pod forgotten): it then writes
+    no exit file for it."""
+    sock = socket.socket(fileno=fd)
+    with contextlib.suppress(OSError):
+        sock.send(FORGET, socket.MSG_NOSIGNAL)
+    sock.close()
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:
@@ -333,14 +367,6 @@ def _write_exit(path: str, code: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _read_exit(path: str) -> int | None:
-    try:
-        with open(path) as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
 
 
 _LOADED: frozenset[str] = frozenset()
@@ -381,9 +407,10 @@ def _child(
     before: frozenset[str] | None = None,
 ) -> None:
     """In the forked child: become the container, never return. ``report`` (its end of a
-    socket pair with the zygote, close-on-exec) carries the exit code once the exit file
-    is written, so the end is known before the kernel has torn the process down.
-    ``before`` is what :func:`_prepare` returned, if the child called it already."""
+    socket pair with the zygote, close-on-exec) carries the exit code, so the end is known
+    before the kernel has torn the process down; only if the zygote cannot be told (it is
+    gone) does the child write its exit file itself. ``before`` is what :func:`_prepare`
+    returned, if the child called it already."""
     code = 1
     ident: tuple[int, int] | None = None
     learned = b""
@@ -413,11 +440,15 @@ def _child(
             import traceback
 
             traceback.print_exc()
-    if _write_exit(req["exit"], code) and ident is not None:
+    told = False
+    if ident is not None:
         with contextlib.suppress(OSError):
             st = os.fstat(report.fileno())  # still ours (the program may have closed it)
             if (st.st_dev, st.st_ino) == ident:
                 report.send(struct.pack(">i", code) + learned, socket.MSG_NOSIGNAL)
+                told = True
+    if not told:
+        _write_exit(req["exit"], code)
     os._exit(code)
 
 
@@ -633,28 +664,46 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "parent")
     server = _Server(sel, mains)
     accepting = True
-    while accepting or server.children:
+    while accepting or server.boxes:
         for key, _ in sel.select(server.spare_timeout()):
             if key.data == "accept":
                 conn, _ = listener.accept()
                 server.serve(conn)
-            elif isinstance(key.data, tuple):
-                server.reported(*key.data[1:])
             elif key.data == "parent":
                 if not os.read(sys.stdin.fileno(), 4096):
                     sel.unregister(key.fd)
                     sel.unregister(listener)
                     listener.close()
                     server.close_spare()
+                    server.hang_up_all()
                     accepting = False
             else:
-                server.reap(int(key.fd))
+                what, box = key.data
+                if what == "report":
+                    server.reported(box)
+                elif what == "conn":
+                    server.runtime_said(box)
+                else:
+                    server.reap(box)
         if accepting:
             server.replenish(due_only=True)
 
 
-# pidfd -> (pid, conn, exit path, the child's report socket or None once it reported or closed)
-_Children = dict[int, tuple[int, socket.socket, str, socket.socket | None]]
+class _Box:
+    """A container the zygote forked, from its request until it is reaped and the runtime
+    has let go of its connection."""
+
+    __slots__ = ("code", "conn", "exit_path", "orphan", "pid", "pidfd", "reaped", "report")
+
+    def __init__(
+        self, pid: int, pidfd: int, conn: socket.socket, exit_path: str, report: socket.socket
+    ) -> None:
+        self.pid, self.pidfd, self.exit_path = pid, pidfd, exit_path
+        self.conn: socket.socket | None = conn  # None once the runtime let go or hung up
+        self.report: socket.socket | None = report  # None once the child reported or closed
+        self.code: int | None = None  # known once the child reported it or was reaped
+        self.orphan = False  # the runtime hung up without its code recorded
+        self.reaped = False
 
 
 class _Server:
@@ -664,7 +713,7 @@ class _Server:
     def __init__(self, sel: Any, mains: _Mains) -> None:
         self.sel = sel
         self.mains = mains
-        self.children: _Children = {}
+        self.boxes: set[_Box] = set()  # until reaped and let go of by the runtime
         self.spare: _Spare | None = _Spare.fork(mains)
         # When to fork the next spare if no child ended before (see replenish).
         self.spare_due: float | None = None
@@ -696,13 +745,17 @@ class _Server:
             log.exception("warm zygote: request failed")
             conn.close()
             return
-        pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = (pid, conn, req["exit"], report)
-        self.sel.register(pidfd, 1, "child")
+        box = _Box(pid, os.pidfd_open(pid), conn, req["exit"], report)
+        self.boxes.add(box)
+        self.sel.register(box.pidfd, 1, ("child", box))
         report.setblocking(False)
-        self.sel.register(report, 1, ("report", pidfd, report))
-        with contextlib.suppress(OSError):
+        self.sel.register(report, 1, ("report", box))
+        try:
             conn.sendall(struct.pack(">qq", pid, _start_ticks(pid)))
+        except OSError:
+            self.hang_up(box)
+        else:
+            self.sel.register(conn, 1, ("conn", box))
         if self.spare is None and self.spare_due is None:
             self.spare_due = time.monotonic() + SPARE_DELAY
 
@@ -723,13 +776,12 @@ class _Server:
         self.spare_due = None
         self.spare = _Spare.fork(self.mains)
 
-    def reported(self, pidfd: int, sock: socket.socket) -> None:
-        """The child wrote its exit file and sent its exit code (or closed its end without):
-        pass the code on to the runtime now, before the child is reaped."""
-        entry = self.children.get(pidfd)
-        if entry is None or entry[3] is not sock:
+    def reported(self, box: _Box) -> None:
+        """The child sent its exit code (or closed its end without): pass the code on to the
+        runtime now, before the child is reaped."""
+        sock = box.report
+        if sock is None:
             return  # reaped already, in the same round of events
-        pid, conn, exit_path, _ = entry
         try:
             data = sock.recv(4 + _LEARN_CAP)
         except BlockingIOError:
@@ -738,16 +790,66 @@ class _Server:
             data = b""
         self.sel.unregister(sock)
         sock.close()
-        self.children[pidfd] = (pid, conn, exit_path, None)
+        box.report = None
         if len(data) >= 4:
-            with contextlib.suppress(OSError):
-                conn.sendall(data[:4])
-            # Told: reap() must neither send again nor write the exit file, which the
-            # runtime may already have read and removed.
-            self.children[pidfd] = (pid, conn, "", None)
+            self.tell(box, struct.unpack(">i", data[:4])[0])
             if len(data) > 4:
                 self.learn(data[4:])
         self.replenish()
+
+    def tell(self, box: _Box, code: int) -> None:
+        """The container's exit code is known: send it to the runtime, which keeps the
+        connection until it has recorded it; to the exit file if the runtime is gone."""
+        box.code = code
+        if box.conn is not None:
+            try:
+                box.conn.sendall(struct.pack(">i", code))
+            except OSError:
+                self.hang_up(box)
+        elif box.orphan:
+            _write_exit(box.exit_path, code)
+
+    def runtime_said(self, box: _Box) -> None:
+        """The runtime wrote on a container's connection: FORGET (its code is recorded or the
+        Pod forgotten), or it hung up (the control plane is gone)."""
+        conn = box.conn
+        if conn is None:
+            return
+        try:
+            data = conn.recv(16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data.startswith(FORGET):
+            self.hang_up(box)
+            return
+        self.sel.unregister(conn)
+        conn.close()
+        box.conn = None
+        self._done(box)
+
+    def hang_up(self, box: _Box) -> None:
+        """The runtime is gone before it recorded the container's code: the code goes to the
+        exit file, now if known, else when the child ends."""
+        if box.conn is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(box.conn)
+            box.conn.close()
+            box.conn = None
+        box.orphan = True
+        if box.code is not None:
+            _write_exit(box.exit_path, box.code)
+        self._done(box)
+
+    def hang_up_all(self) -> None:
+        for box in list(self.boxes):
+            if box.conn is not None:
+                self.hang_up(box)
+
+    def _done(self, box: _Box) -> None:
+        if box.reaped and box.conn is None:
+            self.boxes.discard(box)
 
     def learn(self, data: bytes) -> None:
         """Import what a child imported that the zygote did not, so the next containers
@@ -789,22 +891,26 @@ class _Server:
         if not self.stopping:
             self.spare, self.spare_due = _Spare.fork(self.mains), None
 
-    def reap(self, pidfd: int) -> None:
-        pid, conn, exit_path, report = self.children.pop(pidfd)
-        self.sel.unregister(pidfd)
-        os.close(pidfd)
-        if report is not None:
-            self.sel.unregister(report)
-            report.close()
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
-        if exit_path:  # "" once the child reported its code itself
-            if _read_exit(exit_path) != code:  # the child wrote it as it ended, usually
-                _write_exit(exit_path, code)
-            with contextlib.suppress(OSError):
-                conn.sendall(struct.pack(">i", code))
-        conn.close()
+    def reap(self, box: _Box) -> None:
+        if box.reaped:
+            return
+        self.sel.unregister(box.pidfd)
+        os.close(box.pidfd)
+        if box.report is not None:
+            self.sel.unregister(box.report)
+            box.report.close()
+            box.report = None
+        _, status = os.waitpid(box.pid, 0)
+        box.reaped = True
+        if box.code is None:  # it did not report (killed, or it closed its socket)
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            if box.conn is not None:
+                # One that closed its socket wrote its exit file: the runtime is told here.
+                with contextlib.suppress(OSError):
+                    os.unlink(box.exit_path)
+            self.tell(box, code)
+        self._done(box)
         self.replenish()
 
     def learn_main(self, name: str) -> bool:
