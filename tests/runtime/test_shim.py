@@ -16,7 +16,7 @@ import pytest
 
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
-from shipyard.runtime.shim import Shim, ShimError
+from shipyard.runtime.shim import Shim, ShimError, make_dir, open_log
 from waiting import wait_until
 
 
@@ -254,3 +254,21 @@ def test_a_command_is_found_in_the_containers_path(shim: Shim, tmp_path: Path) -
     assert got[0] == "started", got
     assert collect(shim, {got[2]})[got[2]] == (0, None)
     assert log.read_text() == "found me\n"
+
+
+def test_a_containers_folders_are_made_whether_new_existing_or_deeper(tmp_path: Path) -> None:
+    new = tmp_path / "pods" / "ns"
+    make_dir(str(new))  # its parent is missing: made too
+    make_dir(str(new / "p"))  # the usual case: one mkdir
+    make_dir(str(new / "p"))  # a Pod of the same name again, or a restart: left as is
+    assert (new / "p").is_dir()
+    fd = open_log(str(tmp_path / "logs" / "ns" / "p_main.log"))
+    os.write(fd, b"one\n")
+    os.close(fd)
+    fd = open_log(str(tmp_path / "logs" / "ns" / "p_main.log"))  # appends
+    os.write(fd, b"two\n")
+    os.close(fd)
+    assert (tmp_path / "logs" / "ns" / "p_main.log").read_text() == "one\ntwo\n"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        make_dir(str(tmp_path / "file" / "p"))

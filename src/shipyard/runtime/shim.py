@@ -121,6 +121,29 @@ def which(cmd: str, path: str | None) -> str | None:
     return found
 
 
+def make_dir(path: str) -> None:
+    """``mkdir -p`` for a container's own folder, which is usually new in a folder that
+    exists: one mkdir call (os.makedirs also stats the parent, and a folder that exists
+    already costs it a failed mkdir and a stat)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def open_log(path: str) -> int:
+    """Open a container's log to append to, making its folder if missing (rarely: logs of
+    one namespace share a folder)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    try:
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o644)
+
+
 # Signals the shim (as any Python) ignores, which a container must not inherit ignored.
 _DEFAULT_SIGNALS = {signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ}
 
@@ -130,13 +153,12 @@ def _spawn(req: tuple[Any, ...], home: int) -> int:
     CPU, subprocess.Popen ~150. The shim is single-threaded, so the container's working
     directory is set by moving there for the spawn and back (``home``) after."""
     _, _, argv, env, cwd, log_path, _exit_path = req
-    os.makedirs(cwd, exist_ok=True)  # the Pod's own folder, unless it named a workingDir
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    make_dir(cwd)  # the Pod's own folder, unless it named a workingDir
     # A path with a folder is the container's to resolve, from its working directory.
     exe = argv[0] if "/" in argv[0] else which(argv[0], env.get("PATH", os.defpath))
     if exe is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = open_log(log_path)
     try:
         os.chdir(cwd)
         return os.posix_spawn(

@@ -66,6 +66,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.runtime.shim import make_dir, open_log
+
 log = logging.getLogger(__name__)
 
 WARM_ANNOTATION = "shipyard.dev/warm"
@@ -417,11 +419,7 @@ def _child(
     try:
         if before is None:
             before = _prepare()
-        try:
-            fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except FileNotFoundError:  # its folder is made here, off the control plane
-            os.makedirs(os.path.dirname(req["log"]), exist_ok=True)
-            fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = open_log(req["log"])  # its folder is made here if missing, off the control plane
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         keep = report.fileno()
@@ -512,13 +510,9 @@ def _run(req: Obj, mains: _Mains) -> int:
             sys.stdout.reconfigure(write_through=True)  # type: ignore[union-attr]
             sys.stderr.reconfigure(write_through=True)  # type: ignore[union-attr]
     try:
-        try:
-            os.chdir(req["cwd"])
-        except FileNotFoundError:
-            if not req.get("mkcwd"):
-                raise
-            os.makedirs(req["cwd"], exist_ok=True)
-            os.chdir(req["cwd"])
+        if req.get("mkcwd"):
+            make_dir(req["cwd"])
+        os.chdir(req["cwd"])
     except OSError as exc:
         print(f"cannot change to working directory {req['cwd']!r}: {exc}", file=sys.stderr)
         return 126
