@@ -43,6 +43,7 @@ import psutil
 from shipyard.core import quantity
 from shipyard.core.resource import now_iso
 from shipyard.runtime.base import TERMINAL, Assignment, Obj, OnChange
+from shipyard.runtime.journal import Start, StartJournal
 from shipyard.runtime.shim import Shim, ShimError, proc_start_ticks, which
 from shipyard.runtime.warm import WarmPool, read_code, release
 
@@ -188,6 +189,14 @@ class LocalRuntime:
         self.logs_dir = self.data_dir / "logs"
         self.run_dir = self.data_dir / "run"
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Which process each container became, before the store hears of it (journal.py).
+        exit_files = set(os.listdir(self.run_dir))
+        self._journal = StartJournal(
+            self.run_dir / "starts.journal",
+            keep=lambda uid, name, s: (
+                proc_start_ticks(s.pid) == s.ticks or f"{uid}.{name}.exit" in exit_files
+            ),
+        )
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -241,13 +250,24 @@ class LocalRuntime:
         # controller reconcile the Pod a second time for nothing).
 
     def adopt(self, pod: Obj, extra_env: dict[str, str] | None = None) -> bool:
-        """Rebuild a Pod's state from its stored status; re-attach to live processes."""
+        """Rebuild a Pod's state from its stored status and the start journal (which knows
+        of starts the store had not heard of yet); re-attach to live processes."""
         status = pod.get("status") or {}
         stored = {
             cs["name"]: cs
             for key in ("initContainerStatuses", "containerStatuses")
             for cs in status.get(key) or []
         }
+        for name, start in self._journal.found(pod["metadata"]["uid"]).items():
+            cid = f"local://{start.pid}/{start.ticks}"
+            if (stored.get(name) or {}).get("containerID") != cid:
+                stored[name] = {
+                    **(stored.get(name) or {}),
+                    "name": name,
+                    "containerID": cid,
+                    "restartCount": start.restarts,
+                    "state": {"running": {"startedAt": start.started_at}},
+                }
         if not any(cs.get("containerID") for cs in stored.values()):
             return False
         with self._lock:
@@ -456,6 +476,7 @@ class LocalRuntime:
                     if c.held is not None:
                         os.close(c.held)
                         c.held = None
+            self._journal.close()
 
     # -- building ---------------------------------------------------------------------------
 
@@ -601,6 +622,7 @@ class LocalRuntime:
                 os.killpg(pid, signal.SIGKILL)
             return None
         self._mark_running(c, pid, ticks, warm=False)
+        self._note_start(run, c)
         self._by_pid[pid] = (run, c)
         if run.stopping or run.phase in ("Succeeded", "Failed"):
             # Stopped (or ended) while it was starting: it goes the way its siblings went.
@@ -674,6 +696,7 @@ class LocalRuntime:
             return
         pid, ticks = got
         self._mark_running(c, pid, ticks, warm=True)
+        self._note_start(run, c)
         if run.stopping or run.phase in ("Succeeded", "Failed"):
             # It goes the way its siblings went (see _on_started).
             sig = signal.SIGKILL if run.phase in ("Succeeded", "Failed") else signal.SIGTERM
@@ -695,6 +718,19 @@ class LocalRuntime:
         self._close_fd(c)
         with contextlib.suppress(FileNotFoundError):
             c.exit_path.unlink()
+
+    def _note_start(self, run: _PodRun, c: _Container) -> None:
+        """Journal the start (see journal.py): the store hears of it only with the Pod's
+        next status write, a restarted control plane must know of it at once."""
+        assert c.pid is not None and c.ticks is not None
+        start = Start(c.pid, c.ticks, c.restart_count, c.started_at or "-")
+        if self._journal.record(run.uid, c.name, start):
+            self._journal.compact(
+                (r.uid, x.name, Start(x.pid, x.ticks, x.restart_count, x.started_at or "-"))
+                for r in self._pods.values()
+                for x in r.containers()
+                if x.pid is not None and x.ticks is not None
+            )
 
     @staticmethod
     def _mark_running(c: _Container, pid: int, ticks: int, *, warm: bool) -> None:
