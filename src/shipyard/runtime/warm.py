@@ -300,19 +300,26 @@ def _send(address: str, request: bytes) -> int | None:
     return sock.detach()
 
 
-def read_started(fd: int) -> tuple[int, int] | None:
-    """Read a zygote's answer to a request, (pid, start ticks), from its connection once
-    readable (it is 16 bytes, sent at once); None if the zygote closed it without one."""
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """``n`` bytes from a zygote connection that became readable (the zygote sends each
+    message at once); None if it closed the connection first."""
     try:
-        data = os.read(fd, 16)
-        while data and len(data) < 16:
-            more = os.read(fd, 16 - len(data))
+        data = os.read(fd, n)
+        while data and len(data) < n:
+            more = os.read(fd, n - len(data))
             if not more:
                 return None
             data += more
     except OSError:
         return None
-    if len(data) < 16:
+    return data if len(data) == n else None
+
+
+def read_started(fd: int) -> tuple[int, int] | None:
+    """Read a zygote's answer to a request, (pid, start ticks), from its connection once
+    readable (it is 16 bytes, sent at once); None if the zygote closed it without one."""
+    data = _read_exact(fd, 16)
+    if data is None:
         return None
     pid, ticks = struct.unpack(">qq", data)
     return pid, ticks
@@ -321,16 +328,8 @@ def read_started(fd: int) -> tuple[int, int] | None:
 def read_code(fd: int) -> int | None:
     """The exit code on a connection from :meth:`WarmPool.request` that became readable again
     after its answer; None if the zygote closed it without one (it is gone)."""
-    try:
-        data = os.read(fd, 4)
-        while data and len(data) < 4:
-            more = os.read(fd, 4 - len(data))
-            if not more:
-                return None
-            data += more
-    except OSError:
-        return None
-    return struct.unpack(">i", data)[0] if len(data) == 4 else None
+    data = _read_exact(fd, 4)
+    return None if data is None else int(struct.unpack(">i", data)[0])
 
 
 def release(fd: int) -> None:
