@@ -28,7 +28,12 @@ Protocol (one Unix stream connection per container, lean on purpose):
    code (4 bytes). The runtime watches the connection like a pidfd, so a child that ends
    before the runtime registers it is still observed; and it learns of the end without
    waiting for the kernel to tear down the child's memory (milliseconds for a forked ML
-   process);
+   process). A child that exited with 0 appends to its exit code the names of the modules
+   it imported that the zygote had not (only ones the zygote would import from the same
+   files: the standard library, or submodules of packages the zygote already holds, found
+   on its own path). The zygote imports them too, once, and forks a fresh spare, so the
+   next containers do not pay for them: a trial that calls ``load_breast_cancer`` or
+   ``report_metrics`` imports a dozen such modules lazily, some milliseconds a container;
 4. runtime → zygote, once the code is recorded in the store (or the Pod forgotten): ``F``.
    Until then the zygote keeps the code, as the process shim does: a connection that hangs
    up first (the control plane died) has its code written to the container's exit file,
@@ -36,12 +41,6 @@ Protocol (one Unix stream connection per container, lean on purpose):
    plane is there a container costs no exit file (creating, renaming, reading and removing
    one cost ~0.1-1 ms of file-system work a container). A child whose zygote is gone writes
    its exit file itself.
-   A child that exited with 0 appends to its exit code the names of the modules it imported
-   that the zygote had not (only ones the zygote would import from the same files: the
-   standard library, or submodules of packages the zygote already holds, found on its own
-   path). The zygote imports them too, once, and forks a fresh spare, so the next
-   containers do not pay for them: a trial that calls ``load_breast_cancer`` or
-   ``report_metrics`` imports a dozen such modules lazily, some milliseconds a container.
 
 The zygote reads its standard input only to learn that the control plane is gone: it then
 stops accepting, writes the exit codes it holds to their files, lets its running children
