@@ -523,6 +523,25 @@ def ask(pool: warm.WarmPool, tmp_path: Path, name: str, code: str) -> tuple[int,
     return fd, got[0], exit_file
 
 
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """A file containers wait for (at most a minute); made at the end whatever happened, so
+    none is left waiting."""
+    path = tmp_path / "gate"
+    try:
+        yield path
+    finally:
+        path.touch()
+
+
+def after_gate(gate: Path, code: int) -> str:
+    return (
+        f"import os, time\nend = time.time() + 60\n"
+        f"while not os.path.exists({str(gate)!r}) and time.time() < end: time.sleep(0.02)\n"
+        f"raise SystemExit({code})"
+    )
+
+
 def select_readable(fd: int) -> bool:
     import select
 
@@ -530,22 +549,15 @@ def select_readable(fd: int) -> bool:
 
 
 def test_the_zygote_keeps_an_exit_code_until_released_and_writes_it_if_the_runtime_goes(
-    pool: warm.WarmPool, tmp_path: Path
+    pool: warm.WarmPool, tmp_path: Path, gate: Path
 ) -> None:
     """As with the shim: while the control plane is there, a container's exit code comes on
     its connection and no exit file is made; a code the control plane did not record
     before it went (its connection hung up without a release) is written to the exit file,
     at once if the container had ended, else when it ends."""
-    gate = tmp_path / "gate"
     recorded, _, recorded_file = ask(pool, tmp_path, "recorded", "raise SystemExit(3)")
     unrecorded, _, unrecorded_file = ask(pool, tmp_path, "unrecorded", "raise SystemExit(4)")
-    late, late_pid, late_file = ask(
-        pool,
-        tmp_path,
-        "late",
-        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
-        "raise SystemExit(6)",
-    )
+    late, late_pid, late_file = ask(pool, tmp_path, "late", after_gate(gate, 6))
     for fd, code in ((recorded, 3), (unrecorded, 4)):
         wait_until(lambda fd=fd: select_readable(fd), what="the exit code")
         assert warm.read_code(fd) == code
@@ -579,16 +591,9 @@ def test_the_zygote_writes_the_codes_it_holds_when_the_control_plane_goes(
 
 
 def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(
-    pool: warm.WarmPool, tmp_path: Path
+    pool: warm.WarmPool, tmp_path: Path, gate: Path
 ) -> None:
-    gate = tmp_path / "gate"
-    fd, pid, exit_file = ask(
-        pool,
-        tmp_path,
-        "orphan",
-        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
-        "raise SystemExit(5)",
-    )
+    fd, pid, exit_file = ask(pool, tmp_path, "orphan", after_gate(gate, 5))
     (zpid,) = pool.zygote_pids()
     os.kill(zpid, signal.SIGKILL)
     wait_until(lambda: select_readable(fd), what="the connection's end")
