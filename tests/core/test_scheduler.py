@@ -225,12 +225,24 @@ def test_pending_pod_starts_once_capacity_frees(cpu2: Client) -> None:
     assert scheduled(obj)["status"] == "True"
 
 
-def test_finished_pod_frees_its_capacity(cpu2: Client) -> None:
-    quick = pod("quick", "2")
-    quick["spec"]["containers"][0]["command"] = ["true"]
-    cpu2.apply(quick)
+def test_finished_pod_frees_its_capacity(cpu2: Client, tmp_path: Path) -> None:
+    """A Pending Pod is admitted as soon as a finished one gives back its capacity. (The
+    first Pod is admitted before the second is applied: two Pods applied together may be
+    admitted in either order, as the Pod controller has more than one worker.)"""
+    gate = tmp_path / "gate"
+    first = pod("first", "2")
+    first["spec"]["containers"][0]["command"] = [
+        "sh",
+        "-c",
+        f"while [ ! -e {gate} ]; do sleep 0.02; done",
+    ]
+    cpu2.apply(first)
+    cpu2.wait("pod", "first", phase="Running", timeout=30)
     cpu2.apply(pod("after", "2"))
-    cpu2.wait("pod", "quick", phase="Succeeded", timeout=30)
+    obj = cpu2.wait("pod", "after", condition="PodScheduled=False", timeout=30)
+    assert obj is not None and obj["status"]["phase"] == "Pending"
+    gate.touch()
+    cpu2.wait("pod", "first", phase="Succeeded", timeout=30)
     cpu2.wait("pod", "after", phase="Running", timeout=30)
 
 
