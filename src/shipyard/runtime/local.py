@@ -726,11 +726,9 @@ class LocalRuntime:
     def _note_start(self, run: _PodRun, c: _Container) -> None:
         """Journal the start (see journal.py): the store hears of it only with the Pod's
         next status write, a restarted control plane must know of it at once."""
-        assert c.pid is not None and c.ticks is not None
-        start = Start(c.pid, c.ticks, c.restart_count, c.started_at or "-")
-        if self._journal.record(run.uid, c.name, start):
+        if self._journal.record(run.uid, c.name, _start_of(c)):
             self._journal.compact(
-                (r.uid, x.name, Start(x.pid, x.ticks, x.restart_count, x.started_at or "-"))
+                (r.uid, x.name, _start_of(x))
                 for r in self._pods.values()
                 for x in r.containers()
                 if x.pid is not None and x.ticks is not None
@@ -791,19 +789,24 @@ class LocalRuntime:
         except (OSError, ValueError):
             return None
 
+    def _unwatch(self, c: _Container) -> int | None:
+        """Stop watching the container's fd; the fd, now the caller's (None if none)."""
+        fd, c.pidfd = c.pidfd, None
+        if fd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(fd)
+            self._by_fd.pop(fd, None)
+        return fd
+
     def _close_fd(self, c: _Container) -> None:
         """Stop watching the container's fd and close it. A warm container's connection is
         released: its zygote is told that it need not keep the exit code (it has been read,
         or nobody wants it any more)."""
-        if c.pidfd is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._sel.unregister(c.pidfd)
-            self._by_fd.pop(c.pidfd, None)
-            if c.warm:
-                release(c.pidfd)
-            else:
-                os.close(c.pidfd)
-            c.pidfd = None
+        fd = self._unwatch(c)
+        if fd is not None and c.warm:
+            release(fd)
+        elif fd is not None:
+            os.close(fd)
 
     def _kill(self, run: _PodRun, sig: int) -> None:
         for c in run.containers():
@@ -827,11 +830,7 @@ class LocalRuntime:
         if c.warm and c.pidfd is not None:
             code = read_code(c.pidfd)
             if code is not None:
-                fd, c.pidfd = c.pidfd, None
-                with contextlib.suppress(KeyError, ValueError):
-                    self._sel.unregister(fd)
-                self._by_fd.pop(fd, None)
-                c.held = fd
+                c.held = self._unwatch(c)
                 self._finish(run, c, code, None)
                 self._advance(run)
                 return
@@ -1074,6 +1073,12 @@ class LocalRuntime:
                         c.oom = True
                         with contextlib.suppress(ProcessLookupError, PermissionError):
                             os.killpg(c.pid or 0, signal.SIGKILL)
+
+
+def _start_of(c: _Container) -> Start:
+    """A started container's journal entry (see journal.py)."""
+    assert c.pid is not None and c.ticks is not None
+    return Start(c.pid, c.ticks, c.restart_count, c.started_at or "-")
 
 
 def _tree_rss(pid: int | None) -> int:

@@ -884,8 +884,6 @@ class _Server:
             self.spare, self.spare_due = _Spare.fork(self.mains), None
 
     def reap(self, box: _Box) -> None:
-        if box.reaped:
-            return
         self.sel.unregister(box.pidfd)
         os.close(box.pidfd)
         if box.report is not None:
