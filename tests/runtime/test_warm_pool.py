@@ -603,3 +603,32 @@ def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(
     wait_until(exit_file.exists, what="the child's own exit file")
     assert exit_file.read_text() == "5\n"
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+
+
+def test_the_shim_is_read_only_when_it_has_news(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm containers never hear from the process shim: while only they run, the runtime
+    does not read the shim's socket (a read finding nothing cost every turn of its loop)."""
+    first = warm_pod({"name": "main", "command": ["sh", "-c", "exit 3"]})
+    rt.start(first, Assignment())
+    assert terminated(finished(rt, first))["exitCode"] == 3  # the shim's news was read
+    assert rt._shim is not None
+    reads: list[int] = []
+    real = type(rt._shim).events
+
+    def counted(self: Any) -> list[tuple[Any, ...]]:
+        reads.append(1)
+        return real(self)
+
+    monkeypatch.setattr(type(rt._shim), "events", counted)
+    for i in range(5):
+        pod = warm_pod(py(f"import sys; sys.exit({i})"))
+        rt.start(pod, Assignment())
+        assert terminated(finished(rt, pod))["exitCode"] == i
+    assert rt.warm.zygote_pids()
+    assert reads == []
+    last = warm_pod({"name": "main", "command": ["sh", "-c", "exit 4"]})
+    rt.start(last, Assignment())
+    assert terminated(finished(rt, last))["exitCode"] == 4
+    assert reads

@@ -969,6 +969,7 @@ class LocalRuntime:
         while not self._closed:
             with self._lock:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic()) if self._timers else None
+            shim_said = False
             for key, _ in self._sel.select(timeout):
                 fd = int(key.fd)
                 if fd == self._wake_r:
@@ -976,7 +977,8 @@ class LocalRuntime:
                         os.read(self._wake_r, 4096)
                     continue
                 if self._shim is not None and fd == self._shim.fileno():
-                    continue  # drained below, with what spawn() set aside
+                    shim_said = True  # drained below, after the warm containers' news
+                    continue
                 with self._lock:
                     entry = self._by_fd.get(fd)
                     if entry is None:
@@ -993,7 +995,11 @@ class LocalRuntime:
                     else:
                         self._on_exit(run, c)
                 self._notify(run)
-            self._drain_shim()
+            if shim_said:
+                # Only then: a read that finds nothing is still a system call, an exception
+                # and a hand-over of the GIL on every turn of this loop, and warm containers
+                # (a pipeline's tasks) never hear from the shim.
+                self._drain_shim()
             due: list[tuple[Callable[[], bool | None], _PodRun | None]] = []
             with self._lock:
                 now = time.monotonic()
