@@ -4,7 +4,8 @@ Runs a real ``shipyard up`` in a subprocess (SQLite in a temp folder) and drives
 HTTP client, as a user would. Not part of the tests; prints its figures:
 
   (a) apply -> Succeeded for a Pod running ``true``, median of N, beside plain ``subprocess``
-  (b) 500 Pods applied at once, until all have finished: Pods/s
+  (b) 500 Pods applied at once, until all have finished: Pods/s (median of 3 bursts, each
+      on a fresh ``shipyard up``)
   (c) one page of 100 from 100,000 resources in SQLite: p50/p95 through the REST API,
       beside the same keyset query on the store directly
   (d) time from starting ``shipyard up`` until /healthz answers
@@ -38,6 +39,7 @@ from shipyard.core.store import Store
 from shipyard.server.serve import free_port
 
 console = Console()
+BURST_ROUNDS = 3
 SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 
 
@@ -314,22 +316,36 @@ def main() -> None:
             )
             rows.append(("    plain subprocess.run(['true'])", f"{plain * ms:.2f} ms", ""))
             rows.append(("    platform overhead", f"{(single - plain) * ms:.1f} ms", "<= 20 ms"))
-            settle(server)  # the single Pods' processes, logs and records
-            elapsed, failed, gen_cpu = bench_burst(server.url, n_burst)
-            rows.append(
-                (
-                    f"(b) {n_burst} Pods at once until all finished",
-                    f"{elapsed:.2f} s = {n_burst / elapsed:.0f} Pods/s",
-                    ">= 500 Pods/s",
-                )
-            )
-            rows.append(
-                ("    CPU used by the load generator", f"{gen_cpu / n_burst * ms:.2f} ms/Pod", "")
-            )
-            if failed:
-                rows.append(("    Pods not Succeeded", str(failed), "0"))
         finally:
             server.stop()
+
+        # (b) on a shared 2-core machine one burst is noisy (the same code gave 390-600
+        # Pods/s in back-to-back runs): three bursts, each on a fresh platform at rest,
+        # and their median, as the pipelines and tuning benchmarks take medians of rounds.
+        bursts: list[tuple[float, int, float]] = []
+        for i in range(BURST_ROUNDS):
+            server = Server(Path(tmp) / f"burst-{i}")
+            try:
+                settle(server)
+                bursts.append(bench_burst(server.url, n_burst))
+            finally:
+                server.stop()
+        elapsed, _, gen_cpu = sorted(bursts)[len(bursts) // 2]
+        rates = ", ".join(f"{n_burst / b[0]:.0f}" for b in bursts)
+        rows.append(
+            (
+                f"(b) {n_burst} Pods at once until all finished (median of {BURST_ROUNDS})",
+                f"{elapsed:.2f} s = {n_burst / elapsed:.0f} Pods/s",
+                ">= 500 Pods/s",
+            )
+        )
+        rows.append(("    each burst, Pods/s", rates, ""))
+        rows.append(
+            ("    CPU used by the load generator", f"{gen_cpu / n_burst * ms:.2f} ms/Pod", "")
+        )
+        failed = sum(b[1] for b in bursts)
+        if failed:
+            rows.append(("    Pods not Succeeded (all bursts)", str(failed), "0"))
 
         d = Path(tmp) / "list"
         d.mkdir()
