@@ -551,6 +551,59 @@ def test_invalid_continue_token_is_bad_request(store: Store) -> None:
         assert exc.value.field == "continue", token
 
 
+def test_newest_first_lists_in_reverse_creation_order_across_pages(store: Store) -> None:
+    # Names and namespaces out of creation order: the order is the creates', not the keys'.
+    made: list[tuple[str, str]] = []
+    for i in range(23):
+        ns = ("ns-b", "ns-a")[i % 2]
+        name = f"obj-{(i * 7) % 23:03d}"
+        store.create(KIND, widget(name, ns, labels={"parity": "even" if i % 2 == 0 else "odd"}))
+        made.append((ns, name))
+    store.delete(KIND, *made[5])  # a deleted object leaves no gap
+    del made[5]
+    newest = list(reversed(made))
+
+    def walk(namespace: str | None = None, **kw: Any) -> tuple[list[tuple[str, str]], list[int]]:
+        seen: list[tuple[str, str]] = []
+        sizes: list[int] = []
+        token = None
+        while True:
+            page = store.list(KIND, namespace, limit=5, continue_=token, newest_first=True, **kw)
+            sizes.append(len(page.items))
+            seen += [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in page.items]
+            token = page.continue_
+            if token is None:
+                return seen, sizes
+
+    everything, sizes = walk()
+    assert everything == newest and sizes == [5, 5, 5, 5, 2]
+    assert walk("ns-a")[0] == [k for k in newest if k[0] == "ns-a"]
+    assert walk("ns-b", selector="parity=even")[0] == [k for k in newest if k[0] == "ns-b"]
+    unpaged = store.list(KIND, newest_first=True)
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in unpaged.items] == newest
+    # An object made after the first page was read does not shift the pages that follow.
+    first = store.list(KIND, limit=5, newest_first=True)
+    store.create(KIND, widget("late", "ns-a"))
+    rest = store.list(KIND, limit=100, continue_=first.continue_, newest_first=True)
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in rest.items] == newest[5:]
+
+
+def test_a_token_of_one_order_is_refused_by_the_other(store: Store) -> None:
+    for i in range(3):
+        store.create(KIND, widget(f"w{i}"))
+    by_name = store.list(KIND, limit=1).continue_
+    newest = store.list(KIND, limit=1, newest_first=True).continue_
+    assert by_name and newest
+    for token, newest_first in ((by_name, True), (newest, False)):
+        with pytest.raises(BadRequest) as exc:
+            store.list(KIND, limit=1, continue_=token, newest_first=newest_first)
+        assert exc.value.field == "continue"
+    for bad in [*INVALID_TOKENS, _b64(b'{"before": "3"}'), _b64(b'{"before": -1}')]:
+        with pytest.raises(BadRequest) as exc:
+            store.list(KIND, limit=1, continue_=bad, newest_first=True)
+        assert exc.value.field == "continue", bad
+
+
 # -- delete -----------------------------------------------------------------------------------
 
 
@@ -841,6 +894,39 @@ def test_reopen_keeps_data_and_continues_revisions(open_store: Callable[..., Sto
     assert rv_of(b) == 11
     with pytest.raises(AlreadyExists):
         second.create(KIND, widget("a"))
+
+
+def test_a_store_of_the_first_schema_is_upgraded_on_open(
+    open_store: Callable[..., Store],
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from shipyard.core import store as store_mod
+
+    first = open_store()
+    a = first.create(KIND, widget("a"))
+    first.create(KIND, widget("b", "team-b"))
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(store_mod.Path(store_mod.__file__).parent / "migrations")
+    )
+    with first.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with first.engine.connect() as conn:
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("resources")}
+    assert "ix_resources_kind_id" not in indexes
+    first.close()
+
+    second = open_store()
+    with second.engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("resources")}
+    assert version == store_mod.SCHEMA_HEAD == "0002"
+    assert "ix_resources_kind_id" in indexes
+    assert second.get(KIND, "team-a", "a") == a
+    assert names(second.list(KIND, newest_first=True).items) == ["b", "a"]
 
 
 def test_reopen_after_the_whole_log_was_compacted(open_store: Callable[..., Store]) -> None:

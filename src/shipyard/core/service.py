@@ -186,6 +186,7 @@ class Service:
         limit: int | None = None,
         continue_: str | None = None,
         name: str | None = None,
+        newest_first: bool = False,
     ) -> RawList:
         if limit is not None and limit < 0:
             raise BadRequest("limit must be a positive number", field="limit")
@@ -197,6 +198,7 @@ class Service:
             limit=limit,
             continue_=continue_,
             name=name,
+            newest_first=newest_first,
         )
 
     def replace(self, info: KindInfo, namespace: str, name: str, obj: Obj) -> Obj:

@@ -33,7 +33,7 @@ from shipyard.errors import AlreadyExists, BadRequest, Conflict, Gone, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 _md = sa.MetaData()
 resources = sa.Table(
@@ -327,11 +327,30 @@ def _decode_continue(token: str) -> tuple[str, str]:
         ns = name = None
     # Two strings, and no NUL: PostgreSQL text cannot hold one (DataError, not a 400).
     if not (isinstance(ns, str) and isinstance(name, str)) or "\x00" in ns + name:
-        raise BadRequest(
-            "invalid continue token: pass back the value from the previous page",
-            field="continue",
-        )
+        raise _bad_continue()
     return ns, name
+
+
+def _encode_continue_before(rid: int) -> str:
+    """The token of a newest-first page: the id of its last (oldest) object."""
+    return base64.urlsafe_b64encode(orjson.dumps({"before": rid})).decode()
+
+
+def _decode_continue_before(token: str) -> int:
+    try:
+        rid = orjson.loads(base64.urlsafe_b64decode(token.encode()))["before"]
+    except Exception:
+        rid = None
+    if not isinstance(rid, int) or isinstance(rid, bool) or not 0 < rid < 2**63:
+        raise _bad_continue(" of a list in the same order")
+    return rid
+
+
+def _bad_continue(which: str = "") -> BadRequest:
+    return BadRequest(
+        f"invalid continue token: pass back the value from the previous page{which}",
+        field="continue",
+    )
 
 
 class Store:
@@ -600,6 +619,7 @@ class Store:
         limit: int | None = None,
         continue_: str | None = None,
         name: str | None = None,
+        newest_first: bool = False,
     ) -> ListResult:
         raw = self.list_raw(
             kind,
@@ -610,6 +630,7 @@ class Store:
             limit=limit,
             continue_=continue_,
             name=name,
+            newest_first=newest_first,
         )
         return ListResult([orjson.loads(b) for b in raw.items], raw.continue_, raw.rv)
 
@@ -624,12 +645,15 @@ class Store:
         limit: int | None = None,
         continue_: str | None = None,
         name: str | None = None,
+        newest_first: bool = False,
     ) -> RawList:
+        """Objects in (namespace, name) order, or with ``newest_first`` in the reverse order
+        of their creation; a page of ``limit`` and the token that continues it."""
         if limit is not None and limit < 0:
             raise BadRequest(f"limit must be 0 (no limit) or positive, not {limit}", field="limit")
         reqs = selectors.parse(selector) if isinstance(selector, str) else (selector or [])
         r = resources.c
-        q = sa.select(r.namespace, r.name, r.data).where(r.kind == kind)
+        q = sa.select(r.namespace, r.name, r.data, r.id).where(r.kind == kind)
         if namespace is not None:
             q = q.where(r.namespace == namespace)
         if name is not None:
@@ -646,7 +670,11 @@ class Store:
             if req.op in ("in", "notin"):
                 sub = sub.where(labels_t.c.value.in_(req.values))
             q = q.where(r.id.in_(sub) if req.op in ("in", "exists") else r.id.not_in(sub))
-        if continue_:
+        if newest_first:
+            if continue_:
+                q = q.where(r.id < _decode_continue_before(continue_))
+            q = q.order_by(r.id.desc())
+        elif continue_:
             ns, nm = _decode_continue(continue_)
             if namespace is None:
                 q = q.where(
@@ -659,7 +687,8 @@ class Store:
                 q = q.where(r.name > nm)
             elif ns > namespace:
                 q = q.where(sa.false())
-        q = q.order_by(r.namespace, r.name)
+        if not newest_first:
+            q = q.order_by(r.namespace, r.name)
         if limit:
             q = q.limit(limit + 1)
         rv = self._rv
@@ -668,7 +697,12 @@ class Store:
         token = None
         if limit and len(rows) > limit:
             rows = rows[:limit]
-            token = _encode_continue(rows[-1][0], rows[-1][1])
+            last = rows[-1]
+            token = (
+                _encode_continue_before(last[3])
+                if newest_first
+                else _encode_continue(last[0], last[1])
+            )
         return RawList([row[2].encode() for row in rows], token, rv)
 
     def count(self, kind: str, namespace: str | None = None) -> int:
