@@ -350,6 +350,7 @@ class CoreClient:
         continue_: str | None = None,
         name: str | None = None,
         table: bool = False,
+        newest_first: bool = False,
     ) -> Obj:
         t = self.resource(kind)
         ns = None if all_namespaces else self._ns(t, namespace)
@@ -367,6 +368,8 @@ class CoreClient:
             params["continue"] = continue_
         if table:
             params["as"] = "Table"
+        if newest_first:
+            params["order"] = "newest"
         result: Obj = self._json("GET", self._path(t, ns), params=params)
         return result
 
@@ -379,7 +382,9 @@ class CoreClient:
         selector: str | None = None,
         phase: str | None = None,
         page_size: int = 500,
+        newest_first: bool = False,
     ) -> list[Obj]:
+        """Every object, in (namespace, name) order or, with ``newest_first``, newest first."""
         items: list[Obj] = []
         token: str | None = None
         while True:
@@ -391,6 +396,7 @@ class CoreClient:
                 phase=phase,
                 limit=page_size,
                 continue_=token,
+                newest_first=newest_first,
             )
             items += page["items"]
             token = page["metadata"].get("continue")

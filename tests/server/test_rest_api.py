@@ -234,6 +234,40 @@ def test_pagination_returns_each_object_exactly_once(http: httpx.Client) -> None
     assert expected <= set(seen)
 
 
+def test_order_newest_lists_newest_first_through_pages_and_tables(
+    http: httpx.Client, platform_client: Client
+) -> None:
+    make_ns(http, "fresh")
+    made = [f"n-{(i * 5) % 7}" for i in range(7)]
+    for name in made:
+        assert http.post(PODS.format(ns="fresh"), json=inert_pod(name)).status_code == 201
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        params = {"limit": "3", "order": "newest", **({"continue": token} if token else {})}
+        body = http.get(PODS.format(ns="fresh"), params=params).json()
+        seen += [o["metadata"]["name"] for o in body["items"]]
+        token = body["metadata"]["continue"]
+        if not token:
+            break
+    assert seen == made[::-1]
+    tbl = http.get(PODS.format(ns="fresh"), params={"as": "Table", "order": "newest"}).json()
+    assert [r["cells"][0] for r in tbl["rows"]] == made[::-1]
+    pods = platform_client.list("pods", "fresh", newest_first=True, page_size=2)
+    assert [p["metadata"]["name"] for p in pods] == made[::-1]
+
+    bad = http.get(PODS.format(ns="fresh"), params={"order": "oldest"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["field"] == "order"
+    assert "newest" in bad.json()["error"]["message"]
+    name_token = http.get(PODS.format(ns="fresh"), params={"limit": "2"}).json()["metadata"]
+    mixed = http.get(
+        PODS.format(ns="fresh"),
+        params={"limit": "2", "order": "newest", "continue": name_token["continue"]},
+    )
+    assert mixed.status_code == 400 and mixed.json()["error"]["field"] == "continue"
+
+
 def test_list_as_table(http: httpx.Client) -> None:
     make_ns(http, "tbl")
     http.post(PODS.format(ns="tbl"), json=inert_pod("t1"))

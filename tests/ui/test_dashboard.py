@@ -194,6 +194,27 @@ def test_yaml_view_delete_and_namespace_switcher(platform_client: Client, page: 
     assert c.list("configmaps", namespace="team-ui") == []
 
 
+def test_lists_show_the_newest_first_or_by_name(platform_client: Client, page: Page) -> None:
+    c = platform_client
+    c.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-order"}})
+    made = ["a-first", "c-second", "b-third", "d-fourth"]
+    for name in made:
+        c.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "team-order"},
+            }
+        )
+    open_page(page, c, "team-order/r/core/v1/configmaps")
+    rows = page.locator("table.resource-list tbody tr")
+    expect(rows).to_have_count(4)
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.name)") == made[::-1]
+    page.get_by_label("Order").select_option("name")
+    expect(rows.first).to_have_attribute("data-name", "a-first")  # redrawn
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.name)") == sorted(made)
+
+
 def test_training_job_replica_states_and_logs(platform_client: Client, page: Page) -> None:
     c = platform_client
     path = EXAMPLES / "training" / "tfjob.yaml"

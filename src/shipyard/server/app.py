@@ -121,6 +121,11 @@ class Api:
             n = int(limit) if limit else None
         except ValueError:
             raise BadRequest(f"limit {limit!r} is not a number", field="limit") from None
+        order = q.get("order", "name")
+        if order not in ("name", "newest"):
+            raise BadRequest(
+                f"order {order!r} is not known: use name (the default) or newest", field="order"
+            )
         raw = self.service.list_raw(
             info,
             namespace,
@@ -129,6 +134,7 @@ class Api:
             limit=n,
             continue_=q.get("continue"),
             name=name,
+            newest_first=order == "newest",
         )
         if _wants_table(request):
             items = [orjson.loads(b) for b in raw.items]

@@ -8,7 +8,8 @@ const STATE_COLUMNS = new Set(["STATUS", "STATE", "PHASE", "READY"]);
 
 /**
  * Render a list into `root`. opts: plural, group, ns, link(name, ns) -> href, phases (for a
- * status filter), pageSize. Returns a cleanup function.
+ * status filter), pageSize, order ("newest", the default, or "name"). Returns a cleanup
+ * function.
  */
 export async function renderList(root, opts) {
   const k = await kindFor(opts.plural, opts.group);
@@ -16,12 +17,22 @@ export async function renderList(root, opts) {
   const tokens = [""]; // continue token of each page seen so far
   let page = 0;
   let phase = "";
+  // Newest first, as KFP's and Katib's dashboards list runs and experiments; or by name.
+  let order = opts.order || "newest";
   let stopWatch = null;
   const body = h("div", { class: "list-body" });
   const info = h("span", { class: "muted" });
   const prev = h("button", { onclick: () => go(page - 1) }, "← Prev");
   const next = h("button", { onclick: () => go(page + 1) }, "Next →");
   const bar = h("div", { class: "toolbar" }, prev, next, info);
+  const orderSel = h(
+    "select",
+    { "aria-label": "Order", onchange: (e) => { order = e.target.value; tokens.length = 1; go(0); } },
+    h("option", { value: "newest" }, "newest first"),
+    h("option", { value: "name" }, "by name"),
+  );
+  orderSel.value = order;
+  bar.prepend(orderSel);
   if (opts.phases) {
     const sel = h(
       "select",
@@ -37,6 +48,7 @@ export async function renderList(root, opts) {
     const q = new URLSearchParams({ limit: String(size), as: "Table" });
     if (tokens[page]) q.set("continue", tokens[page]);
     if (phase) q.set("fieldSelector", `status.phase=${phase}`);
+    if (order !== "name") q.set("order", order);
     const t0 = performance.now();
     const tbl = await api(`${collectionPath(k, opts.ns)}?${q}`);
     tokens[page + 1] = tbl.metadata.continue || null;
