@@ -136,8 +136,8 @@ class PipelineRunController(Controller):
 
     def _pod_event(self, ev: Event) -> list[tuple[str, str]]:
         """The run that controls a Pod which ended or went away (a Pod's other changes, such
-        as Pending -> Running, change nothing its run looks at). Counts the run's ended Pods
-        for pacing; a lost count (two watch threads) only delays the run to its wait."""
+        as Pending -> Running, change nothing its run looks at). Counts a paced run's ended
+        Pods (see reconcile); store listeners such as this one run one write at a time."""
         if ev.type != "DELETED" and ev.phase not in ("Succeeded", "Failed"):
             return []
         for ref in ev.owner_refs:
