@@ -319,7 +319,7 @@ def main() -> None:
         finally:
             server.stop()
 
-        # (b) on a shared 2-core machine one burst is noisy (the same code gave 390-600
+        # (b) on a shared 2-core machine one burst is noisy (the same code gave 360-600
         # Pods/s in back-to-back runs): three bursts, each on a fresh platform at rest,
         # and their median, as the pipelines and tuning benchmarks take medians of rounds.
         bursts: list[tuple[float, int, float]] = []
