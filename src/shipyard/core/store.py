@@ -353,6 +353,18 @@ def _bad_continue(which: str = "") -> BadRequest:
     )
 
 
+def _after_key(r: Any, namespace: str | None, ns: str, name: str) -> Any:
+    """Rows after the key (ns, name) of a continue token, in (namespace, name) order."""
+    if namespace is None:
+        return sa.tuple_(r.namespace, r.name) > sa.tuple_(sa.literal(ns), sa.literal(name))
+    if ns == namespace:
+        # Not the row value: beside ``namespace = ?`` SQLite then sorts every row after the
+        # token in a temporary B-tree (16 ms for a page at 100k rows, against 0.05 ms for a
+        # plain range on the unique index).
+        return r.name > name
+    return sa.true() if ns < namespace else sa.false()
+
+
 class Store:
     """Resources with optimistic concurrency, cascading deletes and a watchable event log."""
 
@@ -674,20 +686,9 @@ class Store:
             if continue_:
                 q = q.where(r.id < _decode_continue_before(continue_))
             q = q.order_by(r.id.desc())
-        elif continue_:
-            ns, nm = _decode_continue(continue_)
-            if namespace is None:
-                q = q.where(
-                    sa.tuple_(r.namespace, r.name) > sa.tuple_(sa.literal(ns), sa.literal(nm))
-                )
-            elif ns == namespace:
-                # Not the row value: beside ``namespace = ?`` SQLite then sorts every row
-                # after the token in a temporary B-tree (16 ms for a page at 100k rows,
-                # against 0.05 ms for a plain range on the unique index).
-                q = q.where(r.name > nm)
-            elif ns > namespace:
-                q = q.where(sa.false())
-        if not newest_first:
+        else:
+            if continue_:
+                q = q.where(_after_key(r, namespace, *_decode_continue(continue_)))
             q = q.order_by(r.namespace, r.name)
         if limit:
             q = q.limit(limit + 1)
