@@ -300,8 +300,8 @@ def _send(address: str, request: bytes) -> int | None:
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
-    """``n`` bytes from a zygote connection that became readable (the zygote sends each
-    message at once); None if it closed the connection first."""
+    """``n`` bytes from a container's connection (on either end); None if it was closed, or
+    failed, first."""
     try:
         data = os.read(fd, n)
         while data and len(data) < n:
@@ -339,16 +339,6 @@ def release(fd: int) -> None:
     with contextlib.suppress(OSError):
         sock.send(FORGET, socket.MSG_NOSIGNAL)
     sock.close()
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,8 +704,8 @@ class _Server:
 
     def serve(self, conn: socket.socket) -> None:
         try:
-            head = _recv_exact(conn, 4)
-            body = _recv_exact(conn, struct.unpack(">I", head)[0]) if head else None
+            head = _read_exact(conn.fileno(), 4)
+            body = _read_exact(conn.fileno(), struct.unpack(">I", head)[0]) if head else None
             if body is None:
                 conn.close()
                 return
