@@ -52,6 +52,7 @@ def paced(
         calls.append(1)
         time.sleep(0.3)
         c._spent.running = 3
+        c._seen[(namespace, name)] = {}  # the run is unfinished (finished ones leave _seen)
         return None
 
     monkeypatch.setattr(c, "_reconcile", fake)
@@ -92,3 +93,28 @@ def test_only_ended_pods_of_the_run_count(paced: tuple[PipelineRunController, li
         c._pod_event(ended(kind_ref=other))
     assert c.reconcile("ns", "big") is not None
     assert len(calls) == 1
+
+
+def test_a_finished_run_is_not_paced_nor_remembered(
+    paced: tuple[PipelineRunController, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, calls = paced
+    c.reconcile("ns", "big")
+    assert ("ns", "big") in c._not_before
+
+    def finishes(namespace: str, name: str) -> float | None:
+        calls.append(1)
+        time.sleep(0.3)
+        c._seen.pop((namespace, name), None)  # as _write does for a finished or gone run
+        return None
+
+    monkeypatch.setattr(c, "_reconcile", finishes)
+    c._pod_event(ended())
+    c._pod_event(ended())
+    c._pod_event(ended())
+    assert c.reconcile("ns", "big") is None
+    assert len(calls) == 2
+    assert ("ns", "big") not in c._not_before
+    assert ("ns", "big") not in c._ended
+    c._pod_event(ended())  # a late Pod of the finished run is not counted
+    assert ("ns", "big") not in c._ended

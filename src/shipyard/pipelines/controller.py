@@ -186,10 +186,13 @@ class PipelineRunController(Controller):
             return self._reconcile(namespace, name)
         finally:
             end = time.monotonic()
-            if time.thread_time() - cpu - self._spent.pods > PACE_FROM:
+            # A run no longer in _seen has finished or gone (see _write): nothing to pace, and
+            # its entries would stay for the life of the control plane.
+            if key in self._seen and time.thread_time() - cpu - self._spent.pods > PACE_FROM:
                 self._not_before[key] = (end + (end - start), max(1, self._spent.running))
             else:
                 self._not_before.pop(key, None)
+                self._ended.pop(key, None)
 
     def _reconcile(self, namespace: str, name: str) -> float | None:
         key = (namespace, name)
