@@ -34,8 +34,8 @@ RETRY_ANNOTATION = "pipelines.shipyard.dev/retry"
 TASK_LABEL = "pipelines.shipyard.dev/task"
 # Seconds: reconciles costing more than this pace the next one (see reconcile). At 5 ms a
 # 1,000-task fan-out was paced only past its first few hundred tasks: its control plane spent
-# 3.6-4.3 ms of CPU a task; at 2 ms, 3.2-3.4 ms (as at 100 tasks), and runs of up to ~50
-# tasks are never paced. At 1 ms the chain of 10 steps was.
+# 3.6-4.3 ms of CPU a task; at 2 ms, 3.2-3.4 ms (as at 100 tasks). At 2 ms, runs of up to
+# 50 tasks were not paced on this 2-core machine; at 1 ms, even the chain of 10 steps was.
 PACE_FROM = 0.002
 GET_PODS_MAX = 32  # running tasks whose Pods a reconcile gets one by one rather than listing
 SEEN_MAX = 256  # unfinished runs whose last copy a controller keeps (see _seen)
