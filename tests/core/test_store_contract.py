@@ -718,7 +718,11 @@ def test_events_since_is_ordered_and_filtered(store: Store) -> None:
     assert [e.rv for e in store.events_since(0, namespace="team-a")] == [1, 3, 4]
     assert [e.rv for e in store.events_since(0, kind=KIND, namespace="team-b")] == [2, 5]
     assert [e.rv for e in store.events_since(0, limit=2)] == [1, 2]
+    assert [e.rv for e in store.events_since(1, kind=KIND, limit=2)] == [2, 4]
+    assert [e.rv for e in store.events_since(0, namespace="team-b", limit=1)] == [2]
+    assert [e.rv for e in store.events_since(1, kind=KIND, namespace="team-a", limit=5)] == [4]
     assert store.events_since(5) == []
+    assert store.events_since(5, kind=KIND, namespace="team-a", limit=1) == []
 
 
 def test_compaction_makes_old_revisions_gone(open_store: Callable[..., Store]) -> None:

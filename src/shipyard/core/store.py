@@ -96,6 +96,29 @@ _INSERT_LABELS = labels_t.insert()
 _INSERT_OWNERS = owners_t.insert()
 
 
+def _events_after(kind: bool, namespace: bool) -> Any:
+    q = sa.select(
+        events_t.c.rv,
+        events_t.c.kind,
+        events_t.c.namespace,
+        events_t.c.name,
+        events_t.c.type,
+        events_t.c.data,
+    ).where(events_t.c.rv > sa.bindparam("e_rv"))
+    if kind:
+        q = q.where(events_t.c.kind == sa.bindparam("e_kind"))
+    if namespace:
+        q = q.where(events_t.c.namespace == sa.bindparam("e_namespace"))
+    return q.order_by(events_t.c.rv)
+
+
+# events_since's statement for each combination of its filters (kind, namespace), built
+# once: building a select and finding its compiled form cost ~0.3 ms a call, the query
+# itself ~10 us on SQLite. Every watch from a resourceVersion (a client's wait()) reads the
+# log with one.
+_EVENTS_AFTER = {(k, n): _events_after(k, n) for k in (False, True) for n in (False, True)}
+
+
 class _Raw:
     """A hot statement compiled once for SQLite and run on the driver's cursor: SQLAlchemy's
     execution path costs 20-40 microseconds a statement, the driver's about 5, and a Pod
@@ -396,6 +419,7 @@ class Store:
                 _INSERT_LABELS: _Raw(_INSERT_LABELS, d, ["resource_id", "key", "value"]),
                 _INSERT_OWNERS: _Raw(_INSERT_OWNERS, d, ["resource_id", "owner_uid"]),
             }
+            self._raw.update({stmt: _Raw(stmt, d) for stmt in _EVENTS_AFTER.values()})
         self._migrate()
         self._lock = threading.RLock()
         # SQLite has one writer at a time, and here every write holds _lock: the writes share
@@ -526,17 +550,23 @@ class Store:
                 f"resourceVersion {rv} is too old (the event log starts after {self._compacted});"
                 " list again and watch from the list's resourceVersion"
             )
-        q = sa.select(events_t).where(events_t.c.rv > rv).order_by(events_t.c.rv)
+        stmt = _EVENTS_AFTER[(bool(kind), bool(namespace))]
+        params = {"e_rv": rv, "e_kind": kind, "e_namespace": namespace}
         if limit is not None:
-            q = q.limit(limit)
-        if kind:
-            q = q.where(events_t.c.kind == kind)
-        if namespace:
-            q = q.where(events_t.c.namespace == namespace)
+            stmt = stmt.limit(limit)  # a new statement: SQLAlchemy's path (rare: no watch)
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            raw = self._raw.get(stmt)
+            if raw is None:
+                rows = conn.execute(stmt, params).all()
+            else:
+                cur = raw.run(conn, params)
+                try:
+                    rows = cur.fetchall()
+                finally:
+                    cur.close()
         return [
-            Event(r.type, r.kind, r.data, r.rv, namespace=r.namespace, name=r.name) for r in rows
+            Event(etype, ekind, data, int(erv), namespace=ens, name=ename)
+            for erv, ekind, ens, ename, etype, data in rows
         ]
 
     @contextmanager
