@@ -448,6 +448,17 @@ class Store:
         finally:
             cur.close()
 
+    def _all(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+        """Every row of a hot SELECT (tuples)."""
+        raw = self._raw.get(stmt)
+        if raw is None:
+            return conn.execute(stmt, params).all()
+        cur = raw.run(conn, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+
     def _do(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> None:
         """Run a hot write statement."""
         raw = self._raw.get(stmt)
@@ -555,15 +566,7 @@ class Store:
         if limit is not None:
             stmt = stmt.limit(limit)  # a new statement: SQLAlchemy's path (rare: no watch)
         with self.engine.connect() as conn:
-            raw = self._raw.get(stmt)
-            if raw is None:
-                rows = conn.execute(stmt, params).all()
-            else:
-                cur = raw.run(conn, params)
-                try:
-                    rows = cur.fetchall()
-                finally:
-                    cur.close()
+            rows = self._all(conn, stmt, params)
         return [
             Event(etype, ekind, data, int(erv), namespace=ens, name=ename)
             for erv, ekind, ens, ename, etype, data in rows
