@@ -803,9 +803,11 @@ class LocalRuntime:
         released: its zygote is told that it need not keep the exit code (it has been read,
         or nobody wants it any more)."""
         fd = self._unwatch(c)
-        if fd is not None and c.warm:
+        if fd is None:
+            return
+        if c.warm:
             release(fd)
-        elif fd is not None:
+        else:
             os.close(fd)
 
     def _kill(self, run: _PodRun, sig: int) -> None:
