@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -425,6 +426,28 @@ def test_shutdown_stops_every_pod(tmp_path: Path) -> None:
     rt.shutdown(grace=2.0)
     for pid in pids:
         wait_gone(pid)
+
+
+def test_a_pod_started_while_shutting_down_does_not_outlive_the_runtime(tmp_path: Path) -> None:
+    """A start() that comes during shutdown's grace period (a controller still at work)
+    leaves no process running after shutdown() returns."""
+    rt = LocalRuntime(tmp_path / "data")
+    stubborn = make_pod(sh("trap '' TERM; echo ready; while :; do sleep 0.1; done"), name="a")
+    rt.start(stubborn, Assignment())
+    wait_until(lambda: "ready" in log_text(rt, stubborn), what="the trap to be set")
+    mark = tmp_path / "late.pid"
+    late = make_pod(sh(f"echo $$ > {mark}.tmp && mv {mark}.tmp {mark} && exec sleep 60"), name="b")
+    done = threading.Event()
+    stopper = threading.Thread(target=lambda: (rt.shutdown(grace=1.5), done.set()))
+    stopper.start()
+    uid = stubborn["metadata"]["uid"]
+    wait_until(lambda: rt._pods[uid].stopping, what="the shutdown to have begun")
+    rt.start(late, Assignment())
+    stopper.join(timeout=30)
+    assert done.is_set()
+    time.sleep(0.5)  # a process started late would have written its pid by now
+    if mark.exists():
+        wait_gone(int(mark.read_text()))
 
 
 def test_graceful_stop_reports_the_commands_own_exit_code(rt: LocalRuntime) -> None:

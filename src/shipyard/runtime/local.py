@@ -226,6 +226,7 @@ class LocalRuntime:
         self._timer_seq = 0
         self._on_change: OnChange = lambda ns, name: None
         self._closed = False
+        self._stopping = False  # shutdown() has begun: nothing starts any more
         # Pods annotated shipyard.dev/warm fork from a zygote instead (runtime/warm.py).
         self.warm = WarmPool(self.run_dir / "warm")
         self._thread = threading.Thread(target=self._loop, name="local-runtime", daemon=True)
@@ -248,6 +249,9 @@ class LocalRuntime:
             run = self._new_run(pod, assignment)
             self._pods[run.uid] = run
             run.start_time = now_iso()
+            # A controller may still start a Pod while the runtime shuts down: it is known
+            # (status() answers), but none of its containers starts to outlive the runtime.
+            run.stopping = self._stopping
             self._arm_deadline(run, 0.0)
             self._advance(run)
         # No on_change here: the caller reads status() next (a wake-up would only make the
@@ -457,16 +461,19 @@ class LocalRuntime:
 
     def shutdown(self, grace: float = 5.0) -> None:
         with self._lock:
-            runs = list(self._pods.values())
-            for run in runs:
+            self._stopping = True
+            for run in self._pods.values():
                 run.stopping = True
                 self._kill(run, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(
-            c.state in ("running", "starting") for r in runs for c in r.containers()
+            c.state in ("running", "starting")
+            for r in list(self._pods.values())
+            for c in r.containers()
         ):
             time.sleep(0.02)
         with self._lock:
+            runs = list(self._pods.values())
             for run in runs:
                 self._kill(run, signal.SIGKILL)
             self._closed = True
