@@ -88,9 +88,12 @@ def test_a_start_that_ended_while_down_gives_its_code_and_is_not_repeated(
     p = pod(["sh", "-c", "exit 3"])
     before.start(p, Assignment())
     status_of(before, p, "Failed")
-    assert before._shim is not None
-    before._shim.close()  # the control plane dies: the shim writes the code it held
-    before._shim.proc.wait(timeout=10)
+    shim = before._shim
+    assert shim is not None
+    # The control plane dies: the shim writes the code it held. The runtime may notice
+    # the shim is gone and drop it at once, so the test keeps its own reference.
+    shim.close()
+    shim.proc.wait(timeout=10)
 
     after = LocalRuntime(data)
     runtimes.append(after)
