@@ -556,7 +556,9 @@ def test_the_zygote_keeps_an_exit_code_until_released_and_writes_it_if_the_runti
     before it went (its connection hung up without a release) is written to the exit file,
     at once if the container had ended, else when it ends."""
     recorded, _, recorded_file = ask(pool, tmp_path, "recorded", "raise SystemExit(3)")
-    unrecorded, _, unrecorded_file = ask(pool, tmp_path, "unrecorded", "raise SystemExit(4)")
+    # The exit file's path travels beside the request, as bytes: any name the file system
+    # takes comes through.
+    unrecorded, _, unrecorded_file = ask(pool, tmp_path, "unrecorded é", "raise SystemExit(4)")
     late, late_pid, late_file = ask(pool, tmp_path, "late", after_gate(gate, 6))
     for fd, code in ((recorded, 3), (unrecorded, 4)):
         wait_until(lambda fd=fd: select_readable(fd), what="the exit code")
@@ -593,7 +595,7 @@ def test_the_zygote_writes_the_codes_it_holds_when_the_control_plane_goes(
 def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(
     pool: warm.WarmPool, tmp_path: Path, gate: Path
 ) -> None:
-    fd, pid, exit_file = ask(pool, tmp_path, "orphan", after_gate(gate, 5))
+    fd, pid, exit_file = ask(pool, tmp_path, "orphan ü", after_gate(gate, 5))
     (zpid,) = pool.zygote_pids()
     os.kill(zpid, signal.SIGKILL)
     wait_until(lambda: select_readable(fd), what="the connection's end")
