@@ -20,3 +20,14 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what or check}")
         time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: gone, or a zombie its parent has yet to reap. A
+    process reaped between two looks counts as gone (psutil then raises NoSuchProcess)."""
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True

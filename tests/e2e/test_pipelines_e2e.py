@@ -15,6 +15,7 @@ from platform_fixtures import EXAMPLES, shipyard_cmd
 from shipyard import dsl
 from shipyard.client import Client
 from shipyard.errors import Invalid, ShipyardError
+from waiting import process_gone, wait_until
 
 pytestmark = pytest.mark.e2e
 PIPES = EXAMPLES / "pipelines"
@@ -199,14 +200,7 @@ def test_cancel_stops_running_tasks(client: Client, tmp_path: Path) -> None:
     h.cancel()
     st = h.wait(30)
     assert st["phase"] == "Cancelled" and st["tasks"]["sleeper"]["state"] == "Cancelled"
-    import psutil
-
-    deadline = time.monotonic() + 15
-    while psutil.pid_exists(pid) and time.monotonic() < deadline:
-        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            break
-        time.sleep(0.05)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    wait_until(lambda: process_gone(pid), timeout=15, what=f"the cancelled step's process {pid}")
 
 
 def test_recurring_run_starts_runs_on_schedule_within_max_concurrency(client: Client) -> None:

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
 from shipyard.runtime.shim import Shim, ShimError, make_dir, open_log
-from waiting import wait_until
+from waiting import process_gone, wait_until
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_what_a_container_leaves_in_its_group_dies_with_it(shim: Shim, tmp_path:
     got = collect(shim, {leader})
     assert got[leader] == (0, None)
     kid = int((tmp_path / "kid").read_text())
-    wait_until(lambda: not psutil.pid_exists(kid) or psutil.Process(kid).status() == "zombie")
+    wait_until(lambda: process_gone(kid))
 
 
 def test_a_container_that_cannot_start_is_an_error_naming_why(shim: Shim, tmp_path: Path) -> None:
@@ -125,7 +124,7 @@ def test_after_hang_up_the_shim_records_the_rest_then_exits(tmp_path: Path) -> N
     wait_until(lambda: exit_file.exists(), what="the exit file")
     assert exit_file.read_text() == "3\n"
     shim.proc.wait(timeout=10)
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert process_gone(pid)
 
 
 def test_runtime_survives_the_death_of_its_shim(tmp_path: Path) -> None:

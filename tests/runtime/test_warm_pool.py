@@ -22,7 +22,7 @@ import pytest
 from shipyard.runtime import warm
 from shipyard.runtime.base import Assignment
 from shipyard.runtime.local import LocalRuntime
-from waiting import wait_until
+from waiting import process_gone, wait_until
 
 Obj = dict[str, Any]
 
@@ -168,7 +168,7 @@ def test_a_dead_zygote_is_replaced(rt: LocalRuntime) -> None:
     finished(rt, first)
     (zpid,) = rt.warm.zygote_pids()
     os.kill(zpid, signal.SIGKILL)
-    wait_until(lambda: not psutil.pid_exists(zpid) or psutil.Process(zpid).status() == "zombie")
+    wait_until(lambda: process_gone(zpid))
     second = warm_pod(py("print('two')"))
     rt.start(second, Assignment())
     assert finished(rt, second)["phase"] == "Succeeded"
@@ -193,7 +193,7 @@ def test_shutdown_stops_zygotes(tmp_path: Path) -> None:
     assert pids
     r.shutdown(grace=2)
     for pid in pids:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert process_gone(pid)
 
 
 def test_many_concurrent_forks_all_report_their_own_exit_code(rt: LocalRuntime) -> None:
@@ -587,7 +587,7 @@ def test_the_zygote_writes_the_codes_it_holds_when_the_control_plane_goes(
     assert warm.read_code(fd) == 7
     (zpid,) = pool.zygote_pids()
     pool.shutdown()  # closes its standard input and waits for it
-    assert not psutil.pid_exists(zpid) or psutil.Process(zpid).status() == "zombie"
+    assert process_gone(zpid)
     assert exit_file.read_text() == "7\n"
     os.close(fd)
 
@@ -604,7 +604,7 @@ def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(
     gate.touch()
     wait_until(exit_file.exists, what="the child's own exit file")
     assert exit_file.read_text() == "5\n"
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+    wait_until(lambda: process_gone(pid))
 
 
 def test_the_shim_is_read_only_when_it_has_news(
