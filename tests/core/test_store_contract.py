@@ -336,6 +336,44 @@ def test_a_status_write_failing_after_its_row_update_leaves_no_trace(store: Stor
     assert store.get(KIND, "team-a", "a") == done and rv_of(done) == squatter
 
 
+def test_status_writes_from_a_base_take_the_next_revision_whether_or_not_it_is_current(
+    store: Store,
+) -> None:
+    """A status write from a current base is one guarded statement, from a stale one it reads
+    the row first: either way it takes exactly the next revision (no revision is skipped),
+    logs one event, and a base being deleted, of another object or without a revision
+    writes onto what is stored."""
+    store.create(KIND, widget("a", spec={"size": 1}))
+    store.create(KIND, widget("b", spec={"size": 2}))
+    a = store.get(KIND, "team-a", "a")
+    s1 = store.update_status(KIND, "team-a", "a", {"phase": "Running"}, base=a)
+    assert rv_of(s1) == store.rv == rv_of(a) + 2  # b's create came between
+    assert store.get(KIND, "team-a", "a") == s1
+    b = store.get(KIND, "team-a", "b")
+    s2 = store.update_status(KIND, "team-a", "a", {"phase": "Succeeded"}, base=a)  # stale
+    assert rv_of(s2) == store.rv == rv_of(s1) + 1
+    s3 = store.update_status(KIND, "team-a", "a", {"phase": "Failed"}, base=b)  # not a's
+    assert s3["spec"] == {"size": 1} and s3["metadata"]["name"] == "a"
+    assert rv_of(s3) == rv_of(s2) + 1
+    s4 = store.update_status(KIND, "team-a", "a", {"phase": "Unknown"}, base={"metadata": {}})
+    assert s4["spec"] == {"size": 1} and rv_of(s4) == rv_of(s3) + 1
+    assert store.get(KIND, "team-a", "b") == b
+    events = [e for e in store.events_since(rv_of(a)) if e.name == "a"]
+    assert [(e.rv, e.obj["status"]["phase"]) for e in events] == [
+        (rv_of(s1), "Running"),
+        (rv_of(s2), "Succeeded"),
+        (rv_of(s3), "Failed"),
+        (rv_of(s4), "Unknown"),
+    ]
+    # Being deleted (a finalizer holds it): the status is written, the deletion stays.
+    store.create(KIND, widget("c", finalizers=["example.com/hold"]))
+    store.delete(KIND, "team-a", "c")
+    c = store.get(KIND, "team-a", "c")
+    s5 = store.update_status(KIND, "team-a", "c", {"phase": "Terminating"}, base=c)
+    assert s5["metadata"]["deletionTimestamp"] == c["metadata"]["deletionTimestamp"]
+    assert store.get(KIND, "team-a", "c") == s5 and rv_of(s5) == rv_of(c) + 1
+
+
 def test_get_with_a_known_copy_returns_it_only_while_it_is_current(store: Store) -> None:
     created = store.create(KIND, widget("a", spec={"size": 1}))
     known = store.get(KIND, "team-a", "a")

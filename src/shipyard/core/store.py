@@ -89,6 +89,13 @@ _UPDATE_ROW = (
     .where(resources.c.id == sa.bindparam("k_id"))
     .values(rv=sa.bindparam("v_rv"), phase=sa.bindparam("v_phase"), data=sa.bindparam("v_data"))
 )
+# A status write from a copy the caller holds: the row changes only if it is still at that
+# copy's revision (k_rv), so a write needs no read first (see update_status).
+_UPDATE_AT_RV = (
+    resources.update()
+    .where(*_KEY, resources.c.rv == sa.bindparam("k_rv"))
+    .values(rv=sa.bindparam("v_rv"), phase=sa.bindparam("v_phase"), data=sa.bindparam("v_data"))
+)
 _INSERT_EVENT = events_t.insert()
 _INSERT_ROW = resources.insert()
 _ROW_KEYS = ["kind", "namespace", "name", "uid", "rv", "phase", "data"]
@@ -414,6 +421,7 @@ class Store:
                 _SELECT_ID_DATA: _Raw(_SELECT_ID_DATA, d),
                 _SELECT_ID_DATA_UNLESS: _Raw(_SELECT_ID_DATA_UNLESS, d),
                 _UPDATE_ROW: _Raw(_UPDATE_ROW, d),
+                _UPDATE_AT_RV: _Raw(_UPDATE_AT_RV, d),
                 _INSERT_EVENT: _Raw(_INSERT_EVENT, d, event_keys),
                 _INSERT_ROW: _Raw(_INSERT_ROW, d, _ROW_KEYS),
                 _INSERT_LABELS: _Raw(_INSERT_LABELS, d, ["resource_id", "key", "value"]),
@@ -459,13 +467,16 @@ class Store:
         finally:
             cur.close()
 
-    def _do(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> None:
-        """Run a hot write statement."""
+    def _do(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> int:
+        """Run a hot write statement; the number of rows it changed."""
         raw = self._raw.get(stmt)
         if raw is None:
-            conn.execute(stmt, params)
-        else:
-            raw.run(conn, params).close()
+            return int(conn.execute(stmt, params).rowcount)
+        cur = raw.run(conn, params)
+        try:
+            return int(cur.rowcount)
+        finally:
+            cur.close()
 
     def _do_many(self, conn: Connection, stmt: Any, rows: builtins.list[dict[str, Any]]) -> None:
         """Run a hot write statement once per row."""
@@ -978,10 +989,49 @@ class Store:
         its status changed): while it is current, its metadata and spec are kept without
         reading and parsing the stored object again. ``base`` itself is not modified."""
         with self._tx() as (conn, events):
+            if base is not None and (rv is None or str(rv) == str(_rv_of(base))):
+                written = self._save_over(conn, events, kind, namespace, name, status, base)
+                if written is not None:
+                    return written
             rid, cur = self._current(conn, kind, namespace, name, base)
             self._check_rv(cur, rv)
             cur["status"] = status
             return self._save(conn, events, kind, rid, cur, index=False, status_only=True)
+
+    def _save_over(
+        self,
+        conn: Connection,
+        events: builtins.list[Event],
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Obj,
+        base: Obj,
+    ) -> Obj | None:
+        """Write ``base`` with ``status`` in one statement that changes the row only while it
+        is still at base's revision: no read before the write (on a busy control plane each
+        statement is also a point where another thread takes the GIL while the store's lock
+        is held). None, with nothing written, if the row moved on, is gone, or base is being
+        deleted (such a write may remove the object: the general path decides)."""
+        md = base.get("metadata") or {}
+        if md.get("deletionTimestamp"):
+            return None
+        held = _rv_of(base)
+        new_rv = self._next_rv()
+        obj = {**base, "metadata": {**md, "resourceVersion": str(new_rv)}, "status": status}
+        data = _dumps(obj)
+        params = {
+            **_key(kind, namespace, name),
+            "k_rv": held,
+            "v_rv": new_rv,
+            "v_phase": status.get("phase") if isinstance(status, dict) else None,
+            "v_data": data,
+        }
+        if self._do(conn, _UPDATE_AT_RV, params) != 1:
+            self._allocated -= 1  # not used: the general path allocates it again
+            return None
+        self._emit(conn, events, "MODIFIED", kind, obj, data, True)
+        return obj
 
     def delete(self, kind: str, namespace: str, name: str, *, rv: str | int | None = None) -> Obj:
         """Delete an object and, cascading, everything it owns.
