@@ -491,6 +491,31 @@ def test_labels_index_follows_updates(labelled: Store) -> None:
     assert names(labelled.list(KIND, "team-a", selector="app=db").items) == ["w1"]
 
 
+def test_every_label_and_owner_is_indexed_however_many(store: Store) -> None:
+    """Labels and owners go into the index a few rows per statement, or one by one when
+    there are many: every one is found, on create and after an update, in either case."""
+    parents = [store.create(KIND, widget(f"p{i}")) for i in range(3)]
+    for n in (1, 2, 5, 16, 17, 40):
+        labels = {f"l{i}": f"v{n}" for i in range(n)}
+        refs = [owner_ref(p) for p in parents[: 1 + n % 3]]
+        store.create(KIND, widget(f"w{n}", labels=labels, owners=refs))
+    for n in (1, 2, 5, 16, 17, 40):
+        for i in (0, n - 1):
+            assert names(store.list(KIND, selector=f"l{i}=v{n}").items) == [f"w{n}"]
+        every = ",".join(f"l{i}=v{n}" for i in range(n))
+        assert names(store.list(KIND, selector=every).items) == [f"w{n}"]
+    owned = [names(store.list(KIND, owner_uid=p["metadata"]["uid"]).items) for p in parents]
+    every_one = ["w1", "w16", "w17", "w2", "w40", "w5"]
+    assert owned == [every_one, every_one, ["w17", "w2", "w5"]]
+    w5 = store.get(KIND, "team-a", "w5")
+    w5["metadata"]["labels"] = {f"m{i}": "x" for i in range(7)}
+    w5["metadata"]["ownerReferences"] = [owner_ref(parents[2])]
+    store.update(KIND, w5)
+    assert names(store.list(KIND, selector="m6=x,m0=x").items) == ["w5"]
+    assert store.list(KIND, selector="l0=v5").items == []
+    assert "w5" not in names(store.list(KIND, owner_uid=parents[0]["metadata"]["uid"]).items)
+
+
 def test_list_by_phase_and_owner(store: Store) -> None:
     parent = store.create(KIND, widget("parent"))
     other = store.create(KIND, widget("other"))

@@ -101,6 +101,7 @@ _INSERT_ROW = resources.insert()
 _ROW_KEYS = ["kind", "namespace", "name", "uid", "rv", "phase", "data"]
 _INSERT_LABELS = labels_t.insert()
 _INSERT_OWNERS = owners_t.insert()
+_ROWS_AT_ONCE = 16  # up to this many label (or owner) rows are inserted in one statement
 
 
 def _events_after(kind: bool, namespace: bool) -> Any:
@@ -132,6 +133,7 @@ class _Raw:
     costs the store about a dozen statements."""
 
     def __init__(self, stmt: Any, dialect: Any, column_keys: builtins.list[str] | None = None):
+        self.stmt, self.dialect, self.keys = stmt, dialect, column_keys
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
         self.sql = str(compiled)
         self.order = tuple(compiled.positiontup or ())
@@ -154,6 +156,17 @@ class _Raw:
             self._execute(conn, cur, args, many=True)
         finally:
             cur.close()
+
+    def rows_at_once(self, n: int) -> _Raw:
+        """This INSERT of ``n`` rows as one statement (``VALUES (...), (...)``): the driver's
+        executemany steps SQLite once per row, and each step lets go of the GIL, which
+        another thread then holds while the store's lock waits (a Pipeline task's Pod has
+        four labels and an owner)."""
+        assert self.keys is not None
+        values: builtins.list[dict[str, Any]] = [
+            {k: sa.bindparam(f"{k}_{i}") for k in self.keys} for i in range(n)
+        ]
+        return _Raw(self.stmt.table.insert().values(values), self.dialect)
 
     def _execute(self, conn: Connection, cur: Any, args: Any, *, many: bool) -> None:
         # SQLAlchemy's cursor events still fire (tracing, tests that hook a statement); the
@@ -411,6 +424,7 @@ class Store:
         self.engine: Engine = sa.create_engine(_engine_url(url), **kwargs)
         # The hottest statements, on SQLite, skip SQLAlchemy's execution path (see _Raw).
         self._raw: dict[Any, _Raw] = {}
+        self._raw_multi: dict[tuple[Any, int], _Raw] = {}  # see _do_many
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             d = self.engine.dialect
@@ -479,10 +493,16 @@ class Store:
             cur.close()
 
     def _do_many(self, conn: Connection, stmt: Any, rows: builtins.list[dict[str, Any]]) -> None:
-        """Run a hot write statement once per row."""
+        """Run a hot INSERT for each row: a few rows in one statement (call with _lock held)."""
         raw = self._raw.get(stmt)
         if raw is None:
             conn.execute(stmt, rows)
+        elif 1 < len(rows) <= _ROWS_AT_ONCE and raw.keys is not None:
+            multi = self._raw_multi.get((stmt, len(rows)))
+            if multi is None:
+                multi = self._raw_multi[(stmt, len(rows))] = raw.rows_at_once(len(rows))
+            params = {f"{k}_{i}": row[k] for i, row in enumerate(rows) for k in raw.keys}
+            multi.run(conn, params).close()
         else:
             raw.run_many(conn, rows)
 
