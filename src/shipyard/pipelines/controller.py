@@ -799,6 +799,12 @@ class _Run:
             msg = getattr(exc, "message", str(exc))
             t.update(state="Failed", finishedAt=now_iso(), message=f"cannot create Pod: {msg}")
             return False
+        # The Pod's worker was woken by the create; without a switch here it waits for the
+        # GIL until this reconcile next blocks (its status write: ~0.2 ms of bookkeeping,
+        # on the path of every step). time.sleep(0) lets go of the GIL, and the worker,
+        # already waiting, takes it: a Pod's reconcile began ~50 us after its create, not
+        # ~250 (median, 10-step chain).
+        time.sleep(0)
         t.update(state="Running", attempts=attempt, pod=pod["metadata"]["name"])
         t["startedAt"] = now_iso()
         for key in ("retryAt", "finishedAt", "durationSeconds"):
