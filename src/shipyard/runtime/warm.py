@@ -981,13 +981,13 @@ def _spare_main(sock: socket.socket, mains: _Mains) -> None:
     os.closerange(keep + 1, 65536)
     try:
         before = _prepare()
-        body, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
+        request, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
     except BaseException:
-        body, fds = b"", []
-    if not body or not fds:
+        request, fds = b"", []
+    if not request or not fds:
         os._exit(0)  # the zygote is stopping (or gone)
-    exit_path, request = _unframe(body)
-    _child(socket.socket(fileno=fds[0]), exit_path, request, mains, sock, before)
+    exit_path, body = _unframe(request)
+    _child(socket.socket(fileno=fds[0]), exit_path, body, mains, sock, before)
 
 
 if __name__ == "__main__":
