@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import builtins
 import logging
+import operator
 import os
 import threading
 import uuid
@@ -102,6 +103,19 @@ _ROW_KEYS = ["kind", "namespace", "name", "uid", "rv", "phase", "data"]
 _INSERT_LABELS = labels_t.insert()
 _INSERT_OWNERS = owners_t.insert()
 _ROWS_AT_ONCE = 16  # up to this many label (or owner) rows are inserted in one statement
+
+# What Store._hot takes from a statement's result (SQLAlchemy's, or the driver's cursor).
+_Take = Callable[[Any], Any]
+_FETCHONE: _Take = operator.methodcaller("fetchone")
+_FETCHALL: _Take = operator.methodcaller("fetchall")
+_ROWCOUNT: _Take = operator.attrgetter("rowcount")
+
+
+def _inserted_id(result: Any) -> Any:
+    """A new row's id: SQLAlchemy's result knows its primary key, the driver's cursor its
+    row id."""
+    key = getattr(result, "inserted_primary_key", None)
+    return result.lastrowid if key is None else key[0]
 
 
 def _events_after(kind: bool, namespace: bool) -> Any:
@@ -459,38 +473,30 @@ class Store:
         # The log may have been compacted away entirely: revisions still never go back.
         self._rv = self._allocated = max(last_event, self._compacted)
 
-    def _first(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
-        """The first row of a hot SELECT (a tuple), or None."""
+    def _hot(self, conn: Connection, stmt: Any, params: dict[str, Any], take: _Take) -> Any:
+        """Run a hot statement and return ``take`` of its result: SQLAlchemy's result, or on
+        SQLite the driver's cursor (see _Raw). Either is closed after."""
         raw = self._raw.get(stmt)
         if raw is None:
-            return conn.execute(stmt, params).first()
-        cur = raw.run(conn, params)
+            result: Any = conn.execute(stmt, params)
+        else:
+            result = raw.run(conn, params)
         try:
-            return cur.fetchone()
+            return take(result)
         finally:
-            cur.close()
+            result.close()
+
+    def _first(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
+        """The first row of a hot SELECT (a tuple), or None."""
+        return self._hot(conn, stmt, params, _FETCHONE)
 
     def _all(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> Any:
         """Every row of a hot SELECT (tuples)."""
-        raw = self._raw.get(stmt)
-        if raw is None:
-            return conn.execute(stmt, params).all()
-        cur = raw.run(conn, params)
-        try:
-            return cur.fetchall()
-        finally:
-            cur.close()
+        return self._hot(conn, stmt, params, _FETCHALL)
 
     def _do(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> int:
         """Run a hot write statement; the number of rows it changed."""
-        raw = self._raw.get(stmt)
-        if raw is None:
-            return int(conn.execute(stmt, params).rowcount)
-        cur = raw.run(conn, params)
-        try:
-            return int(cur.rowcount)
-        finally:
-            cur.close()
+        return int(self._hot(conn, stmt, params, _ROWCOUNT))
 
     def _do_many(self, conn: Connection, stmt: Any, rows: builtins.list[dict[str, Any]]) -> None:
         """Run a hot INSERT for each row: a few rows in one statement (call with _lock held)."""
@@ -508,14 +514,7 @@ class Store:
 
     def _insert(self, conn: Connection, stmt: Any, params: dict[str, Any]) -> int:
         """Run a hot INSERT; the new row's id."""
-        raw = self._raw.get(stmt)
-        if raw is None:
-            return int(conn.execute(stmt, params).inserted_primary_key[0])  # type: ignore[index]
-        cur = raw.run(conn, params)
-        try:
-            return int(cur.lastrowid)
-        finally:
-            cur.close()
+        return int(self._hot(conn, stmt, params, _inserted_id))
 
     # -- schema ---------------------------------------------------------------------------
 
