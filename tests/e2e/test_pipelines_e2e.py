@@ -193,10 +193,9 @@ def test_cancel_stops_running_tasks(client: Client, tmp_path: Path) -> None:
 
     marker = tmp_path / "pid"
     h = client.run_pipeline(slow, {"marker": str(marker)})
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    pid = int(marker.read_text())
+    # The step writes its pid once running: wait for the text, not just the file (it is
+    # created empty first).
+    pid = int(wait_until(lambda: marker.exists() and marker.read_text(), 30, "the step's pid"))
     h.cancel()
     st = h.wait(30)
     assert st["phase"] == "Cancelled" and st["tasks"]["sleeper"]["state"] == "Cancelled"
