@@ -159,7 +159,10 @@ def kfp_peer() -> dict[str, float] | None:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "kfp_bench.py"
         script.write_text(KFP_SCRIPT)
-        r = subprocess.run([str(py), str(script)], capture_output=True, text=True, cwd=tmp)
+        # TMPDIR: kfp.local leaves its pipeline root and a folder per task under the temp
+        # folder; pointing it at this one removes them with it.
+        env = {**os.environ, "TMPDIR": tmp}
+        r = subprocess.run([str(py), str(script)], capture_output=True, text=True, cwd=tmp, env=env)
     if r.returncode != 0:
         print("kfp.local failed:", r.stderr[-2000:])
         return None
