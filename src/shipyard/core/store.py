@@ -111,6 +111,11 @@ _FETCHALL: _Take = operator.methodcaller("fetchall")
 _ROWCOUNT: _Take = operator.attrgetter("rowcount")
 
 
+def _phase_of(obj: Obj) -> Any:
+    """The phase an object's row is indexed by: its status's, if any."""
+    return (obj.get("status") or {}).get("phase")
+
+
 def _inserted_id(result: Any) -> Any:
     """A new row's id: SQLAlchemy's result knows its primary key, the driver's cursor its
     row id."""
@@ -311,7 +316,7 @@ class Event:
     @property
     def phase(self) -> str | None:
         if self._phase is False:
-            self._phase = (self.obj.get("status") or {}).get("phase")
+            self._phase = _phase_of(self.obj)
         return self._phase if isinstance(self._phase, str) else None
 
     @property
@@ -850,7 +855,7 @@ class Store:
                 status_only,
                 namespace=md.get("namespace") or "",
                 name=md["name"],
-                phase=(obj.get("status") or {}).get("phase"),
+                phase=_phase_of(obj),
                 owner_refs=tuple(dict(r) for r in md.get("ownerReferences") or ()),
                 labels=dict(md.get("labels") or {}),
             )
@@ -897,7 +902,7 @@ class Store:
                         "name": md["name"],
                         "uid": md["uid"],
                         "rv": int(md["resourceVersion"]),
-                        "phase": phase or (obj.get("status") or {}).get("phase"),
+                        "phase": phase or _phase_of(obj),
                         "data": data,
                     },
                 )
@@ -958,7 +963,7 @@ class Store:
             {
                 "k_id": rid,
                 "v_rv": int(md["resourceVersion"]),
-                "v_phase": (obj.get("status") or {}).get("phase"),
+                "v_phase": _phase_of(obj),
                 "v_data": data,
             },
         )
@@ -1043,7 +1048,7 @@ class Store:
             **_key(kind, namespace, name),
             "k_rv": held,
             "v_rv": new_rv,
-            "v_phase": status.get("phase") if isinstance(status, dict) else None,
+            "v_phase": _phase_of(obj),
             "v_data": data,
         }
         if self._do(conn, _UPDATE_AT_RV, params) != 1:
