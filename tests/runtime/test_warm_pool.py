@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -194,6 +195,8 @@ def test_shutdown_stops_zygotes(tmp_path: Path) -> None:
     r.shutdown(grace=2)
     for pid in pids:
         assert process_gone(pid)
+    # Each zygote removed its ready folder (what its spares made ahead) as it stopped.
+    assert not list((tmp_path / "d" / "run" / "warm").glob("ready-*"))
 
 
 def test_many_concurrent_forks_all_report_their_own_exit_code(rt: LocalRuntime) -> None:
@@ -634,3 +637,85 @@ def test_the_shim_is_read_only_when_it_has_news(
     rt.start(last, Assignment())
     assert terminated(finished(rt, last))["exitCode"] == 4
     assert reads
+
+
+def ready_entries(rt: LocalRuntime) -> list[Path]:
+    """What the spares made ahead, in the zygotes' ready folders."""
+    return sorted((rt.run_dir / "warm").glob("ready-*/*"))
+
+
+def test_a_spare_makes_the_folder_log_and_file_its_container_takes_and_nothing_is_left(
+    rt: LocalRuntime,
+) -> None:
+    """A spare makes, while it waits, what its container would create after its request (a
+    new inode cost a VM's disk up to 0.7 ms): the working folder and the log are renamed
+    and linked into place, and ready_file() hands out an empty file, once, to write and
+    rename. What the container leaves is removed once it has ended."""
+    code = (
+        "import os; from shipyard.runtime import warm; "
+        "path = warm.ready_file(); again = warm.ready_file(); "
+        "open(path, 'w').write('kept'); os.rename(path, 'out.txt'); "
+        "print('cwd', os.getcwd(), 'again', again, 'files', os.listdir('.'))"
+    )
+    # The spare makes them only while no request waits for it: here, it has the time.
+    assert rt.warm.prestart("")
+    wait_until(lambda: {p.suffix for p in ready_entries(rt)} == {".d", ".log", ".file"})
+    pod = warm_pod(py(code))
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    assert terminated(st)["exitCode"] == 0, log_of(rt, pod)
+    cwd = rt.data_dir / "pods" / "default" / pod["metadata"]["name"]
+    assert log_of(rt, pod).strip() == f"cwd {cwd} again None files ['out.txt']"
+    assert (cwd / "out.txt").read_text() == "kept"
+    pid = int(terminated(st)["containerID"].split("/")[2])
+    # Its entries were taken or removed; the next spare's are there, made ahead.
+    wait_until(lambda: not any(p.name.startswith(f"{pid}.") for p in ready_entries(rt)))
+    assert rt.log_path(pod).stat().st_nlink == 1
+    wait_until(lambda: {p.suffix for p in ready_entries(rt)} == {".d", ".log", ".file"})
+
+    # A container that takes nothing (its working folder is named) leaves nothing either.
+    named = warm_pod(py("print('named')", workingDir=str(rt.data_dir)))
+    rt.start(named, Assignment())
+    st = finished(rt, named)
+    pid = int(terminated(st)["containerID"].split("/")[2])
+    wait_until(lambda: not any(p.name.startswith(f"{pid}.") for p in ready_entries(rt)))
+    assert "named" in log_of(rt, named)
+
+
+def test_a_restarted_warm_container_appends_to_its_log(rt: LocalRuntime, tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    code = (
+        f"import pathlib, sys; p = pathlib.Path({str(counter)!r}); "
+        "n = int(p.read_text()) if p.exists() else 0; p.write_text(str(n + 1)); "
+        "print('run', n); sys.exit(0 if n >= 1 else 7)"
+    )
+    pod = warm_pod(py(code), restart="OnFailure")
+    rt.start(pod, Assignment())
+    assert finished(rt, pod)["phase"] == "Succeeded"
+    assert log_of(rt, pod).split() == ["run", "0", "run", "1"]
+
+
+def test_containers_make_their_own_entries_when_the_spares_are_gone(rt: LocalRuntime) -> None:
+    """The ready folder removed under the zygote (its spare's entries with it): the next
+    containers still get their working folder and log, and ready_file's path is simply
+    gone (the pipelines executor then writes its file the plain way)."""
+    first = warm_pod(py("print('first')"))
+    rt.start(first, Assignment())
+    finished(rt, first)
+    wait_until(lambda: ready_entries(rt))
+    for folder in (rt.run_dir / "warm").glob("ready-*"):
+        shutil.rmtree(folder)
+    code = (
+        "import os; from shipyard.runtime import warm; path = warm.ready_file(); "
+        "print('cwd', os.getcwd(), 'ready', path is None or not os.path.exists(path))"
+    )
+    pods = [warm_pod(py(code)) for _ in range(3)]
+    for pod in pods:
+        rt.start(pod, Assignment())
+        assert terminated(finished(rt, pod))["exitCode"] == 0, log_of(rt, pod)
+        cwd = rt.data_dir / "pods" / "default" / pod["metadata"]["name"]
+        assert log_of(rt, pod).strip() == f"cwd {cwd} ready True"
+
+
+def test_ready_file_is_none_outside_a_warm_container() -> None:
+    assert warm.ready_file() is None

@@ -20,10 +20,12 @@ Protocol (one Unix stream connection per container, lean on purpose):
 2. the zygote hands the request, with the connection, to its spare (a child it forked ahead
    of time, which prepared itself and waits on a socket pair; the next spare is forked when
    a container ends, or shortly after the hand-over, not beside the container just
-   started) or forks a child; zygote → runtime: the child's pid and its start time in
-   clock ticks (8 bytes each), or nothing if it could not. The child starts at once: the
-   zygote reaps it only after replying, so until then even a child that already ended is
-   a zombie whose pid and start time are still its own. The runtime does not wait for
+   started; while it waits, it also makes the container's working folder, log file and
+   one empty file in the zygote's ready folder, which the container renames or links into
+   place: see _Ready) or forks a child; zygote → runtime: the child's pid and its start
+   time in clock ticks (8 bytes each), or nothing if it could not. The child starts at
+   once: the zygote reaps it only after replying, so until then even a child that already
+   ended is a zombie whose pid and start time are still its own. The runtime does not wait for
    this answer: it reads it when the connection becomes readable (the container shows
    ContainerCreating until then);
 3. zygote → runtime, as soon as the child has told the zygote its exit code (on a socket
@@ -58,6 +60,7 @@ import hashlib
 import json
 import logging
 import os
+import select
 import shutil
 import socket
 import struct
@@ -82,6 +85,7 @@ _Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run i
 # before it forks: a module a child imported from under one of these, and not from its own
 # working directory or PYTHONPATH, is the module the zygote would import under that name.
 _ROOTS: tuple[str, ...] = ()
+_READY = ""  # in a zygote: its folder of entries its spares make ahead (see _Ready)
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
 FORGET = b"F"  # runtime -> zygote: the container's exit code is recorded (see release)
 SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
@@ -131,7 +135,7 @@ def warm_modules(pod: Obj) -> tuple[str, ...] | None:
 
 
 class _Zygote:
-    def __init__(self, modules: tuple[str, ...], log_path: Path) -> None:
+    def __init__(self, modules: tuple[str, ...], log_path: Path, ready: Path) -> None:
         self.modules = modules
         key = hashlib.sha256(",".join(modules).encode()).hexdigest()[:16]
         self.address = f"\0shipyard-warm-{os.getpid()}-{id(self):x}-{key}"
@@ -141,7 +145,15 @@ class _Zygote:
         logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", __name__, str(listener.fileno()), *modules],
+                [
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    __name__,
+                    str(listener.fileno()),
+                    str(ready),
+                    *modules,
+                ],
                 stdin=subprocess.PIPE,
                 stdout=logfd,
                 stderr=logfd,
@@ -253,7 +265,7 @@ class WarmPool:
                 z.stop()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha256(",".join(mods).encode()).hexdigest()[:12]
-            z = _Zygote(mods, self.run_dir / f"zygote-{name}.log")
+            z = _Zygote(mods, self.run_dir / f"zygote-{name}.log", self.run_dir / f"ready-{name}")
             self._zygotes[mods] = z
             return z
 
@@ -376,6 +388,116 @@ def _loaded() -> frozenset[str]:
     return _LOADED
 
 
+class _Ready:
+    """What a spare makes while it waits for its request, in the zygote's ready folder (in
+    the runtime's data, on the file system of the logs and Pod folders): an empty folder, an
+    empty log file and an empty file, which its container renames or links into place as its
+    working folder, its log and a file it writes (see :func:`ready_file`). Creating a file
+    or a folder (a new inode) took 0.1-0.7 ms on a VM's disk, a rename or a link a tenth of
+    that, and a pipeline step made three after its request. Named by the spare's pid; what
+    its container did not take, the zygote removes once it has reaped it."""
+
+    __slots__ = ("dir", "file", "log", "log_fd")
+
+    def __init__(self, log: str) -> None:
+        self.log = log  # the ready log's path; log_fd is set if it was made
+        self.log_fd: int | None = None
+        self.dir: str | None = None  # the ready folder's path, if it was made
+        self.file: str | None = None  # the ready file's path, if it was made (ready_file)
+
+    @staticmethod
+    def folder(path: str) -> str:
+        """Make the zygote's ready folder, empty (a zygote it replaces may have left some);
+        "" if it cannot: the containers then make their own entries."""
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            return ""
+        return path
+
+    @classmethod
+    def make(cls, sock: socket.socket) -> _Ready | None:
+        """In a spare: make its entries (None if the zygote has no ready folder), one at a
+        time and only while its request (on ``sock``) is not there yet: a request waits for
+        none of them. One not made is left to the container, as without a spare."""
+        if not _READY:
+            return None
+        base = os.path.join(_READY, str(os.getpid()))
+        ready = cls(base + ".log")
+        waiting = select.poll()
+        waiting.register(sock, select.POLLIN)
+        if waiting.poll(0):
+            return ready
+        with contextlib.suppress(OSError):
+            ready.log_fd = os.open(ready.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if waiting.poll(0):
+            return ready
+        with contextlib.suppress(OSError):
+            os.mkdir(base + ".d")
+            ready.dir = base + ".d"
+        if waiting.poll(0):
+            return ready
+        with contextlib.suppress(OSError):
+            os.close(os.open(base + ".file", os.O_WRONLY | os.O_CREAT, 0o644))
+            ready.file = base + ".file"
+        return ready
+
+    def take_log(self, path: str) -> int:
+        """The container's log, open to append: the ready file linked in under its name,
+        unless a file has that name already (a restarted container appends to its log) or
+        the link fails; then as :func:`open_log` opens it."""
+        fd, self.log_fd = self.log_fd, None
+        if fd is not None:
+            try:
+                os.link(self.log, path)
+            except OSError:
+                os.close(fd)
+            else:
+                return fd  # its ready name goes when the zygote reaps the container
+        return open_log(path)
+
+    def take_dir(self, path: str) -> None:
+        """Make the container's working folder: the ready one renamed to it, unless that
+        fails (the folder exists, with files: a restarted container's); then make_dir."""
+        ready, self.dir = self.dir, None
+        if ready is not None:
+            try:
+                os.rename(ready, path)
+            except OSError:
+                pass
+            else:
+                return
+        make_dir(path)
+
+    @staticmethod
+    def remove(pid: int) -> None:
+        """In the zygote, once the child ``pid`` is gone: drop what it did not take."""
+        if _READY:
+            base = os.path.join(_READY, str(pid))
+            for name in (base + ".log", base + ".file"):
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            with contextlib.suppress(OSError):
+                os.rmdir(base + ".d")
+
+
+_TAKEN: _Ready | None = None  # in a container forked from a spare: what the spare made
+
+
+def ready_file() -> str | None:
+    """In a container the warm pool forked from a spare: the path of an empty file made
+    before the container started, in the runtime's data (on the file system of its logs and
+    Pod folders), for the container to write and rename into place, which costs a tenth of
+    creating a file there. None in any other process, or once taken. A file not renamed
+    away is removed when the container ends."""
+    ready = _TAKEN
+    if ready is None or ready.file is None:
+        return None
+    path, ready.file = ready.file, None
+    return path
+
+
 def _prepare() -> frozenset[str]:
     """What a child does before it looks at its request, so that a spare does it while it
     waits for one (off the request's path: a third of a millisecond): its own session,
@@ -400,20 +522,24 @@ def _child(
     mains: _Mains,
     report: socket.socket,
     before: frozenset[str] | None = None,
+    ready: _Ready | None = None,
 ) -> None:
     """In the forked child: become the container whose JSON request is ``body``, never
     return. ``report`` (its end of a socket pair with the zygote, close-on-exec) carries the
     exit code, so the end is known before the kernel has torn the process down; only if the
     zygote cannot be told (it is gone) does the child write ``exit_path`` itself. ``before``
     is what :func:`_prepare` returned, if the child called it already."""
+    global _TAKEN
     code = 1
     ident: tuple[int, int] | None = None
     learned = b""
+    _TAKEN = ready
     try:
         if before is None:
             before = _prepare()
         req = json.loads(body)
-        fd = open_log(req["log"])  # its folder is made here if missing, off the control plane
+        # Its folder is made here if missing, off the control plane.
+        fd = ready.take_log(req["log"]) if ready is not None else open_log(req["log"])
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         keep = report.fileno()
@@ -424,7 +550,7 @@ def _child(
             os.closerange(keep + 1, 65536)
         else:
             os.closerange(3, 65536)
-        code = _run(req, mains)
+        code = _run(req, mains, ready)
         if code == 0:
             learned = _learnable(before, req["argv"], mains)
     except BaseException:
@@ -493,7 +619,7 @@ def _learnable(before: frozenset[str], argv: list[str], mains: _Mains) -> bytes:
     return "\n".join(names).encode()
 
 
-def _run(req: Obj, mains: _Mains) -> int:
+def _run(req: Obj, mains: _Mains, ready: _Ready | None = None) -> int:
     import atexit
     import runpy
 
@@ -505,7 +631,10 @@ def _run(req: Obj, mains: _Mains) -> int:
             sys.stderr.reconfigure(write_through=True)  # type: ignore[union-attr]
     try:
         if req.get("mkcwd"):
-            make_dir(req["cwd"])
+            if ready is not None:
+                ready.take_dir(req["cwd"])
+            else:
+                make_dir(req["cwd"])
         os.chdir(req["cwd"])
     except OSError as exc:
         print(f"cannot change to working directory {req['cwd']!r}: {exc}", file=sys.stderr)
@@ -626,14 +755,15 @@ def _warm_up() -> None:
             check_array(np.zeros((2, 2)))
 
 
-def zygote_main(listen_fd: int, modules: list[str]) -> None:
+def zygote_main(listen_fd: int, ready: str, modules: list[str]) -> None:
     import gc
     import importlib
     import selectors
     import signal
 
-    global _ROOTS
+    global _ROOTS, _READY
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _READY = _Ready.folder(ready)
     # What every container runs (see _run): imported here once, not in each of them.
     import atexit  # noqa: F401
     import runpy  # noqa: F401
@@ -675,6 +805,8 @@ def zygote_main(listen_fd: int, modules: list[str]) -> None:
                     server.reap(box)
         if accepting:
             server.replenish(due_only=True)
+    if _READY:
+        shutil.rmtree(_READY, ignore_errors=True)
 
 
 class _Box:
@@ -889,6 +1021,7 @@ class _Server:
             box.report = None
         _, status = os.waitpid(box.pid, 0)
         box.reaped = True
+        _Ready.remove(box.pid)
         if box.code is None:  # it did not report (killed, or it closed its socket)
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code
@@ -971,6 +1104,7 @@ class _Spare:
         self.sock.close()  # the spare reads EOF and exits
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+        _Ready.remove(self.pid)
 
 
 def _spare_main(sock: socket.socket, mains: _Mains) -> None:
@@ -979,16 +1113,22 @@ def _spare_main(sock: socket.socket, mains: _Mains) -> None:
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
+    ready = None
     try:
         before = _prepare()
+        ready = _Ready.make(sock)
         request, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
     except BaseException:
         request, fds = b"", []
     if not request or not fds:
         os._exit(0)  # the zygote is stopping (or gone)
     exit_path, body = _unframe(request)
-    _child(socket.socket(fileno=fds[0]), exit_path, body, mains, sock, before)
+    _child(socket.socket(fileno=fds[0]), exit_path, body, mains, sock, before, ready)
 
 
 if __name__ == "__main__":
-    zygote_main(int(sys.argv[1]), sys.argv[2:])
+    # As shipyard.runtime.warm, not as __main__: a container that imports this module (see
+    # ready_file) must find the one holding the zygote's state, not load a second copy.
+    from shipyard.runtime import warm
+
+    warm.zygote_main(int(sys.argv[1]), sys.argv[2], sys.argv[3:])
