@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,42 @@ def test_a_request_file_without_out_writes_beside_it(tmp_path: Path) -> None:
     (folder / "input.json").write_text(json.dumps(request(add, tmp_path, parameters={"x": 1})))
     assert executor.run(folder / "input.json") == 0
     assert json.loads((folder / "outputs.json").read_text())["parameters"] == {"Output": 2}
+
+
+class FakeWarm:
+    """What runtime/warm.py offers a task forked by the warm pool: ready_file()."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def ready_file(self) -> str | None:
+        path, self.path = self.path, None
+        return str(path) if path is not None else None
+
+
+def test_in_a_warm_container_the_file_made_ahead_is_written_and_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = tmp_path / "ready.file"
+    ready.touch()
+    monkeypatch.setitem(sys.modules, "shipyard.runtime.warm", FakeWarm(ready))
+    prefix = str(tmp_path / "add.1")
+    assert executor.run(json.dumps(request(add, tmp_path, parameters={"x": 1}, out=prefix))) == 0
+    assert json.loads(Path(f"{prefix}.outputs.json").read_text())["parameters"] == {"Output": 2}
+    assert not ready.exists()
+
+
+@pytest.mark.parametrize("where", ["gone", "folder missing"])
+def test_a_file_made_ahead_that_cannot_be_used_falls_back_to_a_plain_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    ready = tmp_path / "ready.file"
+    if where == "folder missing":
+        ready.touch()  # written, but the run's folder is not there to rename it into
+    monkeypatch.setitem(sys.modules, "shipyard.runtime.warm", FakeWarm(ready))
+    prefix = str(tmp_path / "run" / "add.1")
+    assert executor.run(json.dumps(request(add, tmp_path, parameters={"x": 1}, out=prefix))) == 0
+    assert json.loads(Path(f"{prefix}.outputs.json").read_text())["parameters"] == {"Output": 2}
 
 
 @pytest.mark.e2e

@@ -213,21 +213,45 @@ def _store_output(store: ArtifactStore, name: str, art: T.Artifact) -> Obj:
 
 
 def _write(path: str, data: Obj) -> None:
-    # Written in place, not through a rename: the controller reads it only once the Pod
-    # has exited with the code that follows a complete write. Plain os.write: a text file
-    # object costs a forked task a third of a millisecond more.
+    # The controller reads it only once the Pod has exited with the code that follows a
+    # complete write, so it may be written in place; in a warm container, the empty file the
+    # warm pool made ahead is written and renamed instead (creating a file cost up to 0.7 ms
+    # on a VM's disk, a rename a tenth of that). Plain os.write: a text file object costs a
+    # forked task a third of a millisecond more.
     text = json.dumps(data).encode()
+    ready = _ready_file()
+    if ready is not None:
+        try:
+            _write_all(os.open(ready, os.O_WRONLY), text)
+            os.rename(ready, path)
+            return
+        except OSError:  # gone, or on another file system: written the plain way
+            pass
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except FileNotFoundError:  # the run's folder went away since the controller made it
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    _write_all(fd, text)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd`` and close it."""
     try:
-        view = memoryview(text)
+        view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def _ready_file() -> str | None:
+    """The empty file the warm pool made for this task's container, if it runs in one
+    (runtime/warm.py, ready_file); looked up, not imported, so that a task run any other
+    way does not load the warm pool's module."""
+    warm = sys.modules.get("shipyard.runtime.warm")
+    ready_file = getattr(warm, "ready_file", None)
+    return ready_file() if ready_file is not None else None
 
 
 def main() -> None:
