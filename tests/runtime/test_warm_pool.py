@@ -11,6 +11,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -719,3 +720,28 @@ def test_containers_make_their_own_entries_when_the_spares_are_gone(rt: LocalRun
 
 def test_ready_file_is_none_outside_a_warm_container() -> None:
     assert warm.ready_file() is None
+
+
+def test_small_containers_torn_down_at_idle_priority_still_end_on_a_busy_machine(
+    rt: LocalRuntime,
+) -> None:
+    """A small container drops to idle priority once it has reported its end, so that the
+    kernel's teardown of its memory waits for other work; with every core busy, its end is
+    still reported at once and its process still goes."""
+    spin = "import time\nend = time.time() + 60\nwhile time.time() < end: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        pods = [warm_pod(py(f"print({i})")) for i in range(5)]
+        for pod in pods:
+            rt.start(pod, Assignment())
+        pids = []
+        for pod in pods:
+            st = finished(rt, pod)
+            assert st["phase"] == "Succeeded"
+            pids.append(int(terminated(st)["containerID"].split("/")[2]))
+        for pid in pids:
+            wait_until(lambda pid=pid: process_gone(pid), what=f"container {pid} to go")
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()

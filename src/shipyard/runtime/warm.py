@@ -29,8 +29,8 @@ Protocol (one Unix stream connection per container, lean on purpose):
    this answer: it reads it when the connection becomes readable (the container shows
    ContainerCreating until then);
 3. zygote → runtime, as soon as the child has told the zygote its exit code (on a socket
-   pair, its last act before ``_exit``), or else when the child has been reaped: the exit
-   code (4 bytes). The runtime watches the connection like a pidfd, so a child that ends
+   pair, its last act before ``_exit``; a small child is then torn down at idle priority),
+   or else when the child has been reaped: the exit code (4 bytes). The runtime watches the connection like a pidfd, so a child that ends
    before the runtime registers it is still observed; and it learns of the end without
    waiting for the kernel to tear down the child's memory (milliseconds for a forked ML
    process). A child that exited with 0 appends to its exit code the names of the modules
@@ -60,6 +60,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import select
 import shutil
 import socket
@@ -89,6 +90,10 @@ _READY = ""  # in a zygote: its folder of entries its spares make ahead (see _Re
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
 FORGET = b"F"  # runtime -> zygote: the container's exit code is recorded (see release)
 SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
+# A container that peaked below this (KiB resident: a pipeline step is ~25 MB) is torn down
+# at idle priority once it has reported its end (see _child); a larger one at once, so that
+# its memory is freed promptly on a busy machine.
+_IDLE_EXIT_KIB = 64 << 10
 # Standard modules whose import does something visible (a browser, a poem, a terminal).
 _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "readline"})
 
@@ -567,6 +572,13 @@ def _child(
                 told = True
     if not told:
         _write_exit(exit_path, code)
+    elif resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < _IDLE_EXIT_KIB:
+        # The zygote, woken by the report, usually waits on this core (a socket's wake-up
+        # puts it on the sender's): the kernel would first tear this process down, ~1 ms it
+        # does not give up. At idle priority, the teardown comes after any other work.
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_yield()
     os._exit(code)
 
 
@@ -914,6 +926,9 @@ class _Server:
         box.report = None
         if len(data) >= 4:
             self.tell(box, struct.unpack(">i", data[:4])[0])
+            # The runtime's thread, just woken, waits on this core (as the zygote did on the
+            # child's): let it run before the spare is forked (~1 ms).
+            os.sched_yield()
             if len(data) > 4:
                 self.learn(data[4:])
         self.replenish()
