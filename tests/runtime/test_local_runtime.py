@@ -194,6 +194,19 @@ def test_memory_limit_is_reported_as_oomkilled(rt: LocalRuntime) -> None:
     assert "60Mi" in term["message"]
 
 
+def test_the_memory_watchdog_looks_only_at_pods_with_a_memory_limit(rt: LocalRuntime) -> None:
+    """A control plane knows every Pod it ran until it is deleted (thousands after a large
+    pipeline): the watchdog, five times a second under the runtime's lock, must not scan
+    them all."""
+    plain = make_pod(sh("true"))
+    limited = make_pod({**sh("true"), "resources": {"limits": {"memory": "1Gi"}}})
+    for pod in (plain, limited):
+        run_to_end(rt, pod)
+    assert set(rt._limited) == {limited["metadata"]["uid"]}
+    rt.forget(limited)
+    assert rt._limited == {}
+
+
 def test_stdout_and_stderr_go_to_the_log_which_outlives_the_pod(rt: LocalRuntime) -> None:
     pod = make_pod(sh("echo to-stdout; echo to-stderr >&2"))
     run_to_end(rt, pod)

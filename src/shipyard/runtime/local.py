@@ -212,6 +212,9 @@ class LocalRuntime:
         self.node_has_gpus = node_has_gpus
         self._lock = threading.RLock()
         self._pods: dict[str, _PodRun] = {}
+        # The Pods with a container under a memory limit: all the watchdog looks at (a
+        # control plane knows thousands of ended Pods; scanning them held the lock ~1 ms).
+        self._limited: dict[str, _PodRun] = {}
         self._by_fd: dict[int, tuple[_PodRun, _Container]] = {}
         self._by_pid: dict[int, tuple[_PodRun, _Container]] = {}  # started by the shim
         self._starting: dict[int, tuple[_PodRun, _Container]] = {}  # shim request id ->
@@ -247,7 +250,7 @@ class LocalRuntime:
             if self.knows(pod):
                 return
             run = self._new_run(pod, assignment)
-            self._pods[run.uid] = run
+            self._track(run)
             run.start_time = now_iso()
             # A controller may still start a Pod while the runtime shuts down: it is known
             # (status() answers), but none of its containers starts to outlive the runtime.
@@ -297,7 +300,7 @@ class LocalRuntime:
                     exited.append(c)
                 elif c.state == "terminated":
                     ended.append(c)
-            self._pods[run.uid] = run
+            self._track(run)
             self._arm_deadline(run, _elapsed_since(run.start_time))
             for c in exited:
                 self._finish(run, c, *self._read_exit_file(c))
@@ -349,6 +352,7 @@ class LocalRuntime:
     def forget(self, pod: Obj) -> None:
         with self._lock:
             run = self._pods.pop(pod["metadata"]["uid"], None)
+            self._limited.pop(pod["metadata"]["uid"], None)
             if run is not None:
                 for c in run.containers():
                     if c.pid is not None and self._by_pid.get(c.pid, (None, None))[1] is c:
@@ -357,6 +361,11 @@ class LocalRuntime:
                         continue  # the loop kills it once forked, then cleans up (_forgotten)
                     self._close_fd(c)
                     self._drop_exit_code(c)
+
+    def _track(self, run: _PodRun) -> None:
+        self._pods[run.uid] = run
+        if any(c.memory_limit for c in run.containers()):
+            self._limited[run.uid] = run
 
     @staticmethod
     def _drop_exit_code(c: _Container) -> None:
@@ -1078,7 +1087,7 @@ class LocalRuntime:
             with self._lock:
                 watched = [
                     (run, c)
-                    for run in self._pods.values()
+                    for run in self._limited.values()
                     for c in run.containers()
                     if c.memory_limit and c.state == "running" and c.pid
                 ]
