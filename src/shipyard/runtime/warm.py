@@ -25,20 +25,21 @@ Protocol (one Unix stream connection per container, lean on purpose):
    place: see _Ready) or forks a child; zygote → runtime: the child's pid and its start
    time in clock ticks (8 bytes each), or nothing if it could not. The child starts at
    once: the zygote reaps it only after replying, so until then even a child that already
-   ended is a zombie whose pid and start time are still its own. The runtime does not wait for
-   this answer: it reads it when the connection becomes readable (the container shows
+   ended is a zombie whose pid and start time are still its own. The runtime does not wait
+   for this answer: it reads it when the connection becomes readable (the container shows
    ContainerCreating until then);
 3. zygote → runtime, as soon as the child has told the zygote its exit code (on a socket
    pair, its last act before ``_exit``; a small child is then torn down at idle priority),
-   or else when the child has been reaped: the exit code (4 bytes). The runtime watches the connection like a pidfd, so a child that ends
-   before the runtime registers it is still observed; and it learns of the end without
-   waiting for the kernel to tear down the child's memory (milliseconds for a forked ML
-   process). A child that exited with 0 appends to its exit code the names of the modules
-   it imported that the zygote had not (only ones the zygote would import from the same
-   files: the standard library, or submodules of packages the zygote already holds, found
-   on its own path). The zygote imports them too, once, and forks a fresh spare, so the
-   next containers do not pay for them: a trial that calls ``load_breast_cancer`` or
-   ``report_metrics`` imports a dozen such modules lazily, some milliseconds a container;
+   or else when the child has been reaped: the exit code (4 bytes). The runtime watches the
+   connection like a pidfd, so a child that ends before the runtime registers it is still
+   observed; and it learns of the end without waiting for the kernel to tear down the
+   child's memory (milliseconds for a forked ML process). A child that exited with 0 appends
+   to its exit code the names of the modules it imported that the zygote had not (only ones
+   the zygote would import from the same files: the standard library, or submodules of
+   packages the zygote already holds, found on its own path). The zygote imports them too,
+   once, and forks a fresh spare, so the next containers do not pay for them: a trial that
+   calls ``load_breast_cancer`` or ``report_metrics`` imports a dozen such modules lazily,
+   some milliseconds a container;
 4. runtime → zygote, once the code is recorded in the store (or the Pod forgotten): ``F``.
    Until then the zygote keeps the code, as the process shim does: a connection that hangs
    up first (the control plane died) has its code written to the container's exit file,
