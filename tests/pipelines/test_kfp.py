@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import subprocess
+import tempfile
 import types
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,16 @@ def test_not_kfp_is_left_alone() -> None:
 # -- the runtime contract (inside the task's process) ------------------------------------------
 
 
-def test_run_component_maps_paths_namedtuples_and_ints(tmp_path: Path) -> None:
+@pytest.fixture
+def task_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The task process's temporary folder: the runtime contract must leave nothing in it."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_run_component_maps_paths_namedtuples_and_ints(tmp_path: Path, task_tmp: Path) -> None:
     art_in = types.SimpleNamespace(path=str(tmp_path / "in.txt"))
     Path(art_in.path).write_text("data")
     art_out = types.SimpleNamespace(path=str(tmp_path / "out.txt"))
@@ -243,9 +253,10 @@ def test_run_component_maps_paths_namedtuples_and_ints(tmp_path: Path) -> None:
     single = kfp.run_component(lambda x: x + 1, {"x": 1}, {**contract, "paths": {},
                                "outputs": {"Output": "int"}})  # fmt: skip
     assert single == 2
+    assert list(task_tmp.iterdir()) == []  # its parameter files went with the call
 
 
-def test_run_container_substitutes_placeholders(tmp_path: Path) -> None:
+def test_run_container_substitutes_placeholders(tmp_path: Path, task_tmp: Path) -> None:
     data = types.SimpleNamespace(path=str(tmp_path / "d" / "data"), uri="", metadata={})
     contract = {
         "command": ["sh", "-c", 'printf "%s" "$0" > "$1"; printf 3 > "$2"'],
@@ -263,6 +274,7 @@ def test_run_container_substitutes_placeholders(tmp_path: Path) -> None:
     contract["command"] = ["sh", "-c", "exit 3"]
     with pytest.raises(RuntimeError, match="exited with code 3"):
         kfp.run_container({"n": 1, "data": data}, contract)
+    assert list(task_tmp.iterdir()) == []  # nor after a failure
 
 
 def test_component_source_imports_point_at_shipyard() -> None:

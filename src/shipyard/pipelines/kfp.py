@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import types
@@ -1098,28 +1099,33 @@ def _result(result: Any, files: dict[str, str], outputs: Obj) -> Any:
 
 
 def run_component(fn: Callable[..., Any], kwargs: Obj, contract: Obj) -> Any:
-    """Call a lightweight KFP component's function with KFP's calling contract."""
+    """Call a lightweight KFP component's function with KFP's calling contract. Parameter
+    files go in a temporary folder, removed once the outputs are read."""
     args: Obj = {}
     tmp: str | None = None
     files: dict[str, str] = {}
-    for name, value in kwargs.items():
-        kind = contract["paths"].get(name)
-        if kind in ("in-artifact", "out-artifact"):
-            value = value.path
-        elif kind == "in-param":
-            tmp = tmp or tempfile.mkdtemp(prefix="kfp-")
-            path = os.path.join(tmp, "in-" + name)
-            with open(path, "w") as f:
-                f.write(value if isinstance(value, str) else json.dumps(value))
-            value = path
-        elif name in contract["types"]:
-            value = _value_coerce(value, contract["types"][name])
-        args[name] = value
-    for name, kind in contract["paths"].items():
-        if kind == "out-param":
-            tmp = tmp or tempfile.mkdtemp(prefix="kfp-")
-            files[name] = args[name] = os.path.join(tmp, "out-" + name)
-    return _result(fn(**args), files, contract["outputs"])
+    try:
+        for name, value in kwargs.items():
+            kind = contract["paths"].get(name)
+            if kind in ("in-artifact", "out-artifact"):
+                value = value.path
+            elif kind == "in-param":
+                tmp = tmp or tempfile.mkdtemp(prefix="kfp-")
+                path = os.path.join(tmp, "in-" + name)
+                with open(path, "w") as f:
+                    f.write(value if isinstance(value, str) else json.dumps(value))
+                value = path
+            elif name in contract["types"]:
+                value = _value_coerce(value, contract["types"][name])
+            args[name] = value
+        for name, kind in contract["paths"].items():
+            if kind == "out-param":
+                tmp = tmp or tempfile.mkdtemp(prefix="kfp-")
+                files[name] = args[name] = os.path.join(tmp, "out-" + name)
+        return _result(fn(**args), files, contract["outputs"])
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 _SUBST = re.compile(
@@ -1133,7 +1139,8 @@ def _render(value: Any) -> str:
 
 
 def run_container(kwargs: Obj, contract: Obj) -> Any:
-    """Run a KFP container component's command with its placeholders substituted."""
+    """Run a KFP container component's command with its placeholders substituted. Its output
+    parameter files go in a temporary folder, removed once they are read."""
     tmp = tempfile.mkdtemp(prefix="kfp-")
     files: dict[str, str] = {}
     params = {**contract["defaults"], **kwargs}
@@ -1187,8 +1194,11 @@ def run_container(kwargs: Obj, contract: Obj) -> Any:
                 out.append(sub(str(item)))
         return out
 
-    cmd = expand(contract["command"]) + expand(contract["args"])
-    proc = subprocess.run(cmd)
-    if proc.returncode != 0:
-        raise RuntimeError(f"container command {cmd[0]!r} exited with code {proc.returncode}")
-    return _result(None, files, contract["outputs"])
+    try:
+        cmd = expand(contract["command"]) + expand(contract["args"])
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            raise RuntimeError(f"container command {cmd[0]!r} exited with code {proc.returncode}")
+        return _result(None, files, contract["outputs"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
