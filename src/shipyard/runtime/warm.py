@@ -91,7 +91,7 @@ _READY = ""  # in a zygote: its folder of entries its spares make ahead (see _Re
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
 FORGET = b"F"  # runtime -> zygote: the container's exit code is recorded (see release)
 SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
-# A container that peaked below this (KiB resident: a pipeline step is ~25 MB) is torn down
+# A container that peaked below this (KiB resident: a pipeline step is ~18 MB) is torn down
 # at idle priority once it has reported its end (see _child); a larger one at once, so that
 # its memory is freed promptly on a busy machine.
 _IDLE_EXIT_KIB = 64 << 10
