@@ -70,6 +70,11 @@ def terminated(status: Obj) -> Obj:
     return state
 
 
+def pid_of(status: Obj) -> int:
+    """The pid in a container's id (``local://PID/TICKS``)."""
+    return int(status["containerStatuses"][0]["containerID"].split("/")[2])
+
+
 def log_of(rt: LocalRuntime, pod: Obj) -> str:
     return b"".join(rt.logs(pod)).decode()
 
@@ -94,7 +99,7 @@ def test_exit_codes_logs_env_and_cwd_like_a_normal_container(
     assert "err" in text
     # Forked from the zygote, not spawned through the shell wrapper.
     assert rt.warm.zygote_pids(), "no zygote was started"
-    pid = int(terminated(st)["containerID"].split("/")[2])
+    pid = pid_of(st)
     assert pid not in rt.warm.zygote_pids()
 
 
@@ -157,7 +162,7 @@ def test_stop_kills_the_process_group_and_reports_the_signal_code(rt: LocalRunti
     wait_until(lambda: "up" in log_of(rt, pod), what="child to start")
     st = rt.status(pod)
     assert st is not None
-    pid = int(st["containerStatuses"][0]["containerID"].split("/")[2])
+    pid = pid_of(st)
     kids = psutil.Process(pid).children(recursive=True)
     assert kids
     rt.stop(pod, grace_seconds=5)
@@ -237,7 +242,7 @@ def test_the_child_reports_its_own_end_and_no_exit_file_outlives_forget(
     wait_until(lambda: len(ended) == len(pods), what="the pods to end")
     for i, name in enumerate(pods):
         assert terminated(ended[name])["exitCode"] == i
-        pid = int(terminated(ended[name])["containerID"].split("/")[2])
+        pid = pid_of(ended[name])
 
         def reaped(pid: int = pid) -> bool:
             return not psutil.pid_exists(pid)
@@ -670,7 +675,7 @@ def test_a_spare_makes_the_folder_log_and_file_its_container_takes_and_nothing_i
     cwd = rt.data_dir / "pods" / "default" / pod["metadata"]["name"]
     assert log_of(rt, pod).strip() == f"cwd {cwd} again None files ['out.txt']"
     assert (cwd / "out.txt").read_text() == "kept"
-    pid = int(terminated(st)["containerID"].split("/")[2])
+    pid = pid_of(st)
     # Its entries were taken or removed; the next spare's are there, made ahead.
     wait_until(lambda: not any(p.name.startswith(f"{pid}.") for p in ready_entries(rt)))
     assert rt.log_path(pod).stat().st_nlink == 1
@@ -680,7 +685,7 @@ def test_a_spare_makes_the_folder_log_and_file_its_container_takes_and_nothing_i
     named = warm_pod(py("print('named')", workingDir=str(rt.data_dir)))
     rt.start(named, Assignment())
     st = finished(rt, named)
-    pid = int(terminated(st)["containerID"].split("/")[2])
+    pid = pid_of(st)
     wait_until(lambda: not any(p.name.startswith(f"{pid}.") for p in ready_entries(rt)))
     assert "named" in log_of(rt, named)
 
@@ -727,7 +732,7 @@ def test_small_containers_torn_down_at_idle_priority_still_end_on_a_busy_machine
         for pod in pods:
             st = finished(rt, pod)
             assert st["phase"] == "Succeeded"
-            pids.append(int(terminated(st)["containerID"].split("/")[2]))
+            pids.append(pid_of(st))
         for pid in pids:
             wait_until(lambda pid=pid: process_gone(pid), what=f"container {pid} to go")
     finally:

@@ -433,21 +433,23 @@ class _Ready:
         ready = cls(base + ".log")
         waiting = select.poll()
         waiting.register(sock, select.POLLIN)
-        if waiting.poll(0):
-            return ready
-        with contextlib.suppress(OSError):
-            ready.log_fd = os.open(ready.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if waiting.poll(0):
-            return ready
-        with contextlib.suppress(OSError):
-            os.mkdir(base + ".d")
-            ready.dir = base + ".d"
-        if waiting.poll(0):
-            return ready
-        with contextlib.suppress(OSError):
-            os.close(os.open(base + ".file", os.O_WRONLY | os.O_CREAT, 0o644))
-            ready.file = base + ".file"
+        for make in (ready._make_log, ready._make_dir, ready._make_file):
+            if waiting.poll(0):
+                break
+            with contextlib.suppress(OSError):
+                make(base)
         return ready
+
+    def _make_log(self, base: str) -> None:
+        self.log_fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def _make_dir(self, base: str) -> None:
+        os.mkdir(base + ".d")
+        self.dir = base + ".d"
+
+    def _make_file(self, base: str) -> None:
+        os.close(os.open(base + ".file", os.O_WRONLY | os.O_CREAT, 0o644))
+        self.file = base + ".file"
 
     def take_log(self, path: str) -> int:
         """The container's log, open to append: the ready file linked in under its name,
