@@ -120,6 +120,29 @@ def test_modules_scripts_and_uncaught_exceptions(rt: LocalRuntime, tmp_path: Pat
     assert "RuntimeError: kaboom" in log_of(rt, boom)
 
 
+def test_a_process_the_container_forks_ends_on_its_own_not_as_the_container(
+    rt: LocalRuntime,
+) -> None:
+    """A child the program forks (os.fork, a server's worker) that ends by raising
+    SystemExit, or an exception, unwinds through the code the container runs in: it must end
+    as a forked child of `python` would, without reporting its code as the container's."""
+    code = (
+        "import os, sys, time\n"
+        "for how in ('exit', 'raise'):\n"
+        "    if os.fork() == 0:\n"
+        "        sys.exit(7) if how == 'exit' else int('not a number')\n"
+        "time.sleep(0.5)\n"
+        "print('parent done', os.wait()[1] >> 8, os.wait()[1] >> 8)\n"
+    )
+    pod = warm_pod(py(code))
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    text = log_of(rt, pod)
+    assert st["phase"] == "Succeeded", text
+    assert terminated(st)["exitCode"] == 0
+    assert "parent done" in text and "ValueError" in text
+
+
 def test_preloaded_modules_are_already_imported_in_the_child(rt: LocalRuntime) -> None:
     code = "import sys; print('preloaded', 'csv' in sys.modules)"
     pod = warm_pod(py(code), warm="csv")

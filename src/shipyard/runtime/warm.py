@@ -539,6 +539,7 @@ def _child(
     is what :func:`_prepare` returned, if the child called it already."""
     global _TAKEN
     code = 1
+    me = os.getpid()
     ident: tuple[int, int] | None = None
     learned = b""
     _TAKEN = ready
@@ -559,13 +560,18 @@ def _child(
         else:
             os.closerange(3, 65536)
         code = _run(req, mains, ready)
-        if code == 0:
+        if code == 0 and os.getpid() == me:
             learned = _learnable(before, req["argv"], mains)
     except BaseException:
         with contextlib.suppress(BaseException):
             import traceback
 
             traceback.print_exc()
+    if os.getpid() != me:
+        # A process the container forked (a server's worker) that ended by raising, not by
+        # os._exit: it unwound through this frame. It ends as a forked child of `python`
+        # would; its code is not the container's, which goes on.
+        os._exit(code)
     told = False
     if ident is not None:
         with contextlib.suppress(OSError):
