@@ -218,6 +218,30 @@ def test_failed_load_keeps_the_previous_revision_serving(
         client.wait_isvc_ready("iris", timeout=10)
 
 
+CRASHING_MODEL = """
+import os, threading
+from shipyard.serving.model import Model
+
+class Crashing(Model):
+    def load(self):  # never ready: the server starts, then dies
+        threading.Timer(0.5, os._exit, (3,)).start()
+
+    def predict(self, inputs):
+        return inputs
+"""
+
+
+def test_a_server_that_dies_before_ready_says_how_it_ended(client: Client, tmp_path: Path) -> None:
+    (tmp_path / "crashing").mkdir()
+    (tmp_path / "crashing" / "model.py").write_text(CRASHING_MODEL)
+    client.serve(tmp_path / "crashing", "crashing", model_format="custom", wait=False)
+    with pytest.raises(Exception, match="failed") as info:
+        client.wait_isvc_ready("crashing", timeout=60)
+    message = str(info.value)
+    assert "exited with code 3" in message
+    assert "its last log line: serving crashing on 127.0.0.1:" in message
+
+
 def test_scale_to_zero_and_first_request_after_succeeds(client: Client, examples: Path) -> None:
     client.apply(
         {

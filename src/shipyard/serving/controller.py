@@ -66,6 +66,25 @@ def _phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
+def _how_it_ended(pod: Obj) -> str:
+    """'exited with code 3', 'was killed by signal 9 (OOMKilled: ...)': from the model
+    server container's terminated state."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    cs = next((c for c in statuses if c.get("name") == CONTAINER), statuses[0] if statuses else {})
+    term = (cs.get("state") or {}).get("terminated") or {}
+    if term.get("signal"):
+        how = f"was killed by signal {term['signal']}"
+    elif term.get("exitCode") is not None:
+        how = f"exited with code {term['exitCode']}"
+    else:
+        how = "exited"
+    reason = term.get("reason")
+    if reason and reason not in ("Error", "Completed"):
+        detail = f": {term['message']}" if term.get("message") else ""
+        how += f" ({reason}{detail})"
+    return how
+
+
 class InferenceServiceController(Controller):
     kind = INFERENCE_SERVICE.key
     owns = (POD.key,)
@@ -317,8 +336,13 @@ class InferenceServiceController(Controller):
             )
             lines = [ln for ln in text.splitlines() if ln.strip()]
         hits = [ln for ln in lines if "failed to load" in ln]
-        msg = (hits or lines or ["the model server exited"])[-1]
-        return msg.removeprefix("model server: ")[:500]
+        if hits:
+            return hits[-1].removeprefix("model server: ")[:500]
+        # It ended some other way (a crash, a signal): say how, and what it said last.
+        msg = f"the model server {_how_it_ended(pod)}"
+        if lines:
+            msg += f"; its last log line: {lines[-1].removeprefix('model server: ')}"
+        return msg[:500]
 
     # -- traffic and scale --------------------------------------------------------------------
 
