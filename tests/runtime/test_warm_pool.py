@@ -208,6 +208,34 @@ def test_a_dead_zygote_is_replaced(rt: LocalRuntime) -> None:
     assert rt.warm.zygote_pids() and zpid not in rt.warm.zygote_pids()
 
 
+def test_a_running_container_outlives_its_zygote(rt: LocalRuntime, tmp_path: Path) -> None:
+    """A zygote that dies (or that the pool drops) takes no running container with it: the
+    container goes on, watched as a re-adopted process, and its code comes from the exit
+    file it writes itself."""
+    gate = tmp_path / "gate"
+    code = (
+        f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)\n"
+        "print('still here', flush=True)\nraise SystemExit(5)\n"
+    )
+    pod = warm_pod(py(code))
+    rt.start(pod, Assignment())
+    st = wait_until(lambda: (s := rt.status(pod)) and s["phase"] == "Running" and s)
+    pid = pid_of(st)
+    (zpid,) = rt.warm.zygote_pids()
+    os.kill(zpid, signal.SIGKILL)
+    container = rt._pods[pod["metadata"]["uid"]].containers()[0]
+    # The runtime noticed (the zygote's connection closed): it watches the process itself.
+    wait_until(
+        lambda: not container.warm or rt.status(pod)["phase"] != "Running",
+        what="the runtime to notice the zygote's end",
+    )
+    assert rt.status(pod)["phase"] == "Running" and psutil.pid_exists(pid)
+    gate.touch()
+    st = finished(rt, pod)
+    assert terminated(st)["exitCode"] == 5
+    assert "still here" in log_of(rt, pod)
+
+
 def test_non_python_commands_and_other_interpreters_spawn_normally(rt: LocalRuntime) -> None:
     pod = warm_pod({"name": "main", "command": ["sh", "-c", "echo from-sh"]})
     rt.start(pod, Assignment())
@@ -624,6 +652,30 @@ def test_the_zygote_writes_the_codes_it_holds_when_the_control_plane_goes(
     assert process_gone(zpid)
     assert exit_file.read_text() == "7\n"
     os.close(fd)
+
+
+def test_a_dropped_zygote_lets_its_containers_finish_and_then_exits(
+    pool: warm.WarmPool, tmp_path: Path, gate: Path
+) -> None:
+    """A zygote the pool drops (it did not take a request) is not waited for nor killed: it
+    hangs up, its running containers go on, and it exits after them, their codes written
+    to their exit files. The next request gets a fresh zygote."""
+    fd, pid, exit_file = ask(pool, tmp_path, "running", after_gate(gate, 4))
+    (zpid,) = pool.zygote_pids()
+    pool.failed(())
+    wait_until(lambda: select_readable(fd), what="the dropped zygote to hang up")
+    assert warm.read_code(fd) is None
+    os.close(fd)
+    assert not process_gone(zpid) and not process_gone(pid)
+    gate.touch()
+    wait_until(exit_file.exists, what="the container's exit file")
+    assert exit_file.read_text() == "4\n"
+    wait_until(lambda: process_gone(zpid), what="the dropped zygote to exit")
+    fresh, _, _ = ask(pool, tmp_path, "fresh", "raise SystemExit(0)")
+    assert pool.zygote_pids() and zpid not in pool.zygote_pids()
+    wait_until(lambda: select_readable(fresh), what="the fresh container's code")
+    assert warm.read_code(fresh) == 0
+    warm.release(fresh)
 
 
 def test_a_child_whose_zygote_is_gone_writes_its_own_exit_file(

@@ -840,18 +840,17 @@ class LocalRuntime:
         connection, which is kept (and the code with it, by the zygote) until the code is
         recorded (see _drop_exit_code); a re-adopted one's, or that of a warm one whose
         zygote went away, is in its exit file."""
-        if c.pid:
-            # Nothing it left in its process group outlives it (as a container's processes
-            # die with it).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(c.pid, signal.SIGKILL)
         if c.warm and c.pidfd is not None:
             code = read_code(c.pidfd)
             if code is not None:
+                self._kill_group(c)
                 c.held = self._unwatch(c)
                 self._finish(run, c, code, None)
                 self._advance(run)
                 return
+            if self._outlive_zygote(run, c):
+                return
+        self._kill_group(c)
         self._close_fd(c)
         if not c.warm and self._exit_code_in_file(c) is None:
             # The shim of the control plane that started it writes the file just after the
@@ -860,6 +859,28 @@ class LocalRuntime:
             return
         self._finish(run, c, *self._read_exit_file(c))
         self._advance(run)
+
+    @staticmethod
+    def _kill_group(c: _Container) -> None:
+        """The container ended: nothing it left in its process group outlives it (as a
+        container's processes die with it)."""
+        if c.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.pid, signal.SIGKILL)
+
+    def _outlive_zygote(self, run: _PodRun, c: _Container) -> bool:
+        """A warm container's connection closed with no exit code: its zygote stopped or
+        died (the pool dropped it, or it crashed). The container is a process of its own
+        and may well still run: it is then watched as a re-adopted one, its code read from
+        its exit file (which the zygote writes for a container it hung up on, and the
+        container itself once its zygote is gone). False if it ended too."""
+        if c.pid is None or c.ticks is None or proc_start_ticks(c.pid) != c.ticks:
+            return False
+        fd = self._unwatch(c)
+        if fd is not None:
+            os.close(fd)  # no release: that would tell a live zygote to write no exit file
+        c.warm = False
+        return self._attach(run, c)
 
     def _exit_later(self, run: _PodRun, c: _Container) -> None:
         def check() -> None:

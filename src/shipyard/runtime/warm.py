@@ -174,10 +174,15 @@ class _Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
+    def retire(self) -> None:
+        """Tell it to stop, without waiting: it takes no new requests and exits once the
+        containers it forked have ended (writing the codes it holds to their exit files)."""
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+
+    def stop(self) -> None:
+        self.retire()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -194,6 +199,7 @@ class WarmPool:
         self._lock = threading.Lock()
         self._zygotes: dict[tuple[str, ...], _Zygote] = {}
         self._broken: dict[tuple[str, ...], int] = {}
+        self._retired: list[_Zygote] = []  # dropped, still running their containers
         self._closed = False
 
     def eligible(self, pod: Obj, argv: list[str], env: dict[str, str]) -> tuple[str, ...] | None:
@@ -252,13 +258,15 @@ class WarmPool:
     def failed(self, mods: tuple[str, ...], zygote: _Zygote | None = None) -> None:
         """The zygote for ``mods`` did not take a request: drop it (the next request starts a
         fresh one); after three failures in a row the pool stops trying for ``mods``."""
-        dropped = None
         with self._lock:
             if zygote is None or self._zygotes.get(mods) is zygote:
                 dropped = self._zygotes.pop(mods, None)
+                if dropped is not None:
+                    # Not stopped and waited for here (a runtime or reconcile thread): its
+                    # running containers go on, and it exits after them.
+                    dropped.retire()
+                    self._retired = [z for z in self._retired if z.alive()] + [dropped]
             self._broken[mods] = self._broken.get(mods, 0) + 1
-        if dropped is not None:
-            dropped.stop()
 
     def _zygote(self, mods: tuple[str, ...]) -> _Zygote | None:
         with self._lock:
@@ -288,8 +296,9 @@ class WarmPool:
     def shutdown(self) -> None:
         with self._lock:
             self._closed = True
-            zygotes = list(self._zygotes.values())
+            zygotes = [*self._zygotes.values(), *self._retired]
             self._zygotes.clear()
+            self._retired = []
         for z in zygotes:
             z.stop()
 
