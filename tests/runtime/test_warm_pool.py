@@ -143,6 +143,27 @@ def test_a_process_the_container_forks_ends_on_its_own_not_as_the_container(
     assert "parent done" in text and "ValueError" in text
 
 
+def test_a_program_ends_after_its_threads_as_in_python(rt: LocalRuntime) -> None:
+    """As the interpreter does when a program ends: its non-daemon threads and the work
+    submitted to a ThreadPoolExecutor finish before the atexit handlers run and the
+    process exits, whether the program returns or calls sys.exit."""
+    code = (
+        "import atexit, sys, threading, time\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "atexit.register(lambda: print('atexit', flush=True))\n"
+        "def late(what):\n    time.sleep(0.3)\n    print(what, flush=True)\n"
+        "threading.Thread(target=late, args=('thread done',)).start()\n"
+        "ThreadPoolExecutor(1).submit(late, 'future done')\n"
+        "sys.exit(4)\n"
+    )
+    pod = warm_pod(py(code))
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    assert terminated(st)["exitCode"] == 4
+    lines = log_of(rt, pod).splitlines()
+    assert sorted(lines[:2]) == ["future done", "thread done"] and lines[2:] == ["atexit"]
+
+
 def test_preloaded_modules_are_already_imported_in_the_child(rt: LocalRuntime) -> None:
     code = "import sys; print('preloaded', 'csv' in sys.modules)"
     pod = warm_pod(py(code), warm="csv")

@@ -708,12 +708,33 @@ def _run(req: Obj, mains: _Mains, ready: _Ready | None = None) -> int:
 
         traceback.print_exc()
         code = 1
+    _join_threads()
     with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
     return code
+
+
+def _join_threads() -> None:
+    """What the interpreter does first when a program ends: wait for the threads it started
+    that are not daemons (and run the hooks of ``threading._register_atexit``, such as
+    concurrent.futures' waiting for submitted work). The child's os._exit would otherwise
+    cut them off."""
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None:
+        return
+    try:
+        shutdown()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while waiting ends the wait, as in python
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _set_environ(env: dict[str, str]) -> None:
