@@ -424,8 +424,20 @@ def test_a_container_starts_as_in_a_fresh_interpreter_whether_or_not_a_spare_too
         "assert os.getsid(0) == os.getpid() == os.getpgid(0), 'own session'\n"
         "assert sys.stdin.read() == '', 'stdin is /dev/null'\n"
         "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
-        "for s in (signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP, signal.SIGCHLD):\n"
+        "for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):\n"
         "    assert signal.getsignal(s) == signal.SIG_DFL, s\n"
+        # As python sets them at start: a write to a closed pipe or socket raises
+        # BrokenPipeError, it does not kill the process.
+        "for s in (signal.SIGPIPE, signal.SIGXFSZ):\n"
+        "    assert signal.getsignal(s) == signal.SIG_IGN, s\n"
+        "import socket\n"
+        "a, b = socket.socketpair()\n"
+        "b.close()\n"
+        "try:\n"
+        "    a.send(b'x')\n"
+        "    a.send(b'x')\n"
+        "except BrokenPipeError:\n"
+        "    pass\n"
         "print('fresh')\n"
     )
     pods = [warm_pod(py(code)) for _ in range(12)]

@@ -526,8 +526,12 @@ def _prepare() -> frozenset[str]:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
+    # As python sets them at start: a write to a closed pipe or socket (a model server
+    # answering a client that gave up) raises BrokenPipeError instead of killing it.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return _LOADED
 
