@@ -4,6 +4,8 @@ requests go through the gateway on the platform's port."""
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+import psutil
 import pytest
 import tritonclient.http as triton
 
@@ -240,6 +243,51 @@ def test_a_server_that_dies_before_ready_says_how_it_ended(client: Client, tmp_p
     message = str(info.value)
     assert "exited with code 3" in message
     assert "its last log line: serving crashing on 127.0.0.1:" in message
+
+
+BIG_ANSWER_MODEL = """
+from shipyard.serving.model import Model
+
+class Big(Model):
+    def load(self):
+        self.ready = True
+
+    def predict(self, inputs):
+        return [[0.5] * 1000 for _ in range(2000)]
+"""
+
+
+def test_a_client_that_hangs_up_mid_answer_does_not_kill_the_model_server(
+    client: Client, tmp_path: Path
+) -> None:
+    """Clients give up (timeouts, Ctrl-C) while a large answer is being written: the model
+    server gets a broken pipe on that connection and goes on serving."""
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "model.py").write_text(BIG_ANSWER_MODEL)
+    client.serve(tmp_path / "big", "big", model_format="custom", timeout=60)
+    (pod,) = client.list("pods", selector="serving.kserve.io/inferenceservice=big")
+    port = int(pod["metadata"]["annotations"]["serving.shipyard.dev/port"])
+    body = b'{"instances": [[1, 2]]}'
+    request = (
+        b"POST /v1/models/big:predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    server_pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("/")[2])
+    for _ in range(80):
+        assert psutil.pid_exists(server_pid), "the model server died"
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(request)
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")  # the answer has begun...
+            # ...and the client resets the connection.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        time.sleep(0.02)
+    assert psutil.pid_exists(server_pid), "the model server died"
+    now = client.get("pod", pod["metadata"]["name"])
+    assert now["status"]["phase"] == "Running", now["status"]
+    url = client.get("isvc", "big")["status"]["url"] + "/v1/models/big:predict"
+    answer = httpx.post(url, json={"instances": [[1, 2]]}, timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2000
 
 
 def test_scale_to_zero_and_first_request_after_succeeds(client: Client, examples: Path) -> None:
