@@ -164,6 +164,35 @@ def test_a_program_ends_after_its_threads_as_in_python(rt: LocalRuntime) -> None
     assert sorted(lines[:2]) == ["future done", "thread done"] and lines[2:] == ["atexit"]
 
 
+def test_settings_python_reads_only_at_start_are_honoured(rt: LocalRuntime) -> None:
+    """PYTHONHASHSEED, PYTHONWARNINGS and the like take effect only when an interpreter
+    starts: a container that sets them to other values than the zygote has is started the
+    normal way, and sees them as a fresh python would."""
+    code = (
+        "import sys, warnings\n"
+        "print(hash('shipyard'), sys.flags.optimize)\n"
+        "warnings.warn('boom', UserWarning)\n"
+    )
+    env = [
+        {"name": "PYTHONHASHSEED", "value": "0"},
+        {"name": "PYTHONOPTIMIZE", "value": "1"},
+        {"name": "PYTHONWARNINGS", "value": "error"},
+    ]
+    pod = warm_pod(py(code, env=env))
+    rt.start(pod, Assignment())
+    st = finished(rt, pod)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "print(hash('shipyard'), 1)"],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    text = log_of(rt, pod)
+    assert text.startswith(fresh), text
+    assert terminated(st)["exitCode"] == 1 and "UserWarning: boom" in text
+
+
 def test_preloaded_modules_are_already_imported_in_the_child(rt: LocalRuntime) -> None:
     code = "import sys; print('preloaded', 'csv' in sys.modules)"
     pod = warm_pod(py(code), warm="csv")

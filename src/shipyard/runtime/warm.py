@@ -99,6 +99,36 @@ _IDLE_EXIT_KIB = 64 << 10
 _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "readline"})
 
 
+# Settings python reads from its environment only as it starts (hash randomisation, warning
+# filters, optimisation, standard streams' encoding, ...): a container that sets one to
+# another value than the zygote (which has the control plane's environment) was started
+# with is started the normal way.
+STARTUP_ONLY = frozenset(
+    {
+        "PYTHONHASHSEED",
+        "PYTHONWARNINGS",
+        "PYTHONOPTIMIZE",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONDEVMODE",
+        "PYTHONMALLOC",
+        "PYTHONFAULTHANDLER",
+        "PYTHONTRACEMALLOC",
+        "PYTHONINTMAXSTRDIGITS",
+        "PYTHONNOUSERSITE",
+        "PYTHONUSERBASE",
+        "PYTHONHOME",
+        "PYTHONSAFEPATH",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONVERBOSE",
+        "PYTHONDEBUG",
+        "PYTHONINSPECT",
+        "PYTHONPROFILEIMPORTTIME",
+        "PYTHONCOERCECLOCALE",
+    }
+)
+
+
 def python_invocation(argv: list[str], path_env: str | None) -> bool:
     """Whether ``argv`` runs *this* interpreter with ``-m``, ``-c`` or a script."""
     if len(argv) < 2 or not _this_python(argv[0], path_env):
@@ -206,6 +236,8 @@ class WarmPool:
         mods = warm_modules(pod)
         if mods is None or not python_invocation(argv, env.get("PATH")):
             return None
+        if any(env.get(k) != os.environ.get(k) for k in STARTUP_ONLY if k in env):
+            return None  # python reads it only as it starts: the zygote's value would stay
         return mods
 
     def request(
