@@ -193,6 +193,67 @@ def test_settings_python_reads_only_at_start_are_honoured(rt: LocalRuntime) -> N
     assert terminated(st)["exitCode"] == 1 and "UserWarning: boom" in text
 
 
+PICKLES_MAIN = """
+import multiprocessing, pickle, threading
+
+class Point:
+    pass
+
+def double(x):
+    return 2 * x
+
+def late():  # after the program's end, while python waits for its threads
+    print("late", len(pickle.dumps(Point())) > 0, flush=True)
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        print(pool.map(double, [1, 2, 3]), flush=True)
+    threading.Timer(0.2, late).start()
+"""
+
+
+def test_what_a_program_defines_pickles_as_in_python(rt: LocalRuntime, tmp_path: Path) -> None:
+    """Classes and functions a program defines live in its __main__ module for as long as
+    it runs, as in python: a multiprocessing pool can send them, pickle finds them, also
+    after the main code returned. With -c, a script and -m."""
+    (tmp_path / "job.py").write_text(PICKLES_MAIN)
+    pods = [
+        warm_pod(py(PICKLES_MAIN)),
+        warm_pod({"name": "main", "command": ["python", str(tmp_path / "job.py")]}),
+        warm_pod(
+            {
+                "name": "main",
+                "command": ["python", "-m", "job"],
+                "env": [{"name": "PYTHONPATH", "value": str(tmp_path)}],
+            }
+        ),
+    ]
+    for p in pods:
+        rt.start(p, Assignment())
+    for p in pods:
+        st = finished(rt, p)
+        assert terminated(st)["exitCode"] == 0, log_of(rt, p)
+        assert log_of(rt, p).splitlines() == ["[2, 4, 6]", "late True"]
+
+
+def test_a_programs_traceback_shows_its_own_frames_as_in_python(
+    rt: LocalRuntime, tmp_path: Path
+) -> None:
+    script = tmp_path / "fails.py"
+    script.write_text("def f():\n    raise ValueError('bad value')\n\nf()\n")
+    pods = [
+        warm_pod({"name": "main", "command": ["python", str(script)]}),
+        warm_pod(py("def f():\n    raise ValueError('bad value')\nf()\n")),
+    ]
+    for p in pods:
+        rt.start(p, Assignment())
+    for p in pods:
+        assert terminated(finished(rt, p))["exitCode"] == 1
+        text = log_of(rt, p)
+        assert text.startswith("Traceback (most recent call last):\n  File "), text
+        assert "shipyard" not in text and "ValueError: bad value" in text, text
+
+
 def test_preloaded_modules_are_already_imported_in_the_child(rt: LocalRuntime) -> None:
     code = "import sys; print('preloaded', 'csv' in sys.modules)"
     pod = warm_pod(py(code), warm="csv")

@@ -726,23 +726,31 @@ def _run(req: Obj, mains: _Mains, ready: _Ready | None = None) -> int:
                 warnings.filterwarnings(
                     "ignore", message=".*found in sys.modules", category=RuntimeWarning
                 )
-                runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+                _fresh_main()
+                runpy._run_module_as_main(argv[1])  # type: ignore[attr-defined]  # python -m
         elif argv[0] == "-c":
             sys.argv = ["-c", *argv[2:]]
             sys.path[:0] = ["", *extra]
-            exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+            import importlib.machinery
+
+            namespace = _fresh_main(__loader__=importlib.machinery.BuiltinImporter)
+            exec(compile(argv[1], "<string>", "exec"), namespace)
         else:
             sys.argv = list(argv)
             sys.path[:0] = [os.path.dirname(os.path.abspath(argv[0])), *extra]
-            runpy.run_path(argv[0], run_name="__main__")
+            _run_script(argv[0])
     except SystemExit as exc:
         code = _exit_code(exc.code)
     except KeyboardInterrupt:
         code = 130
-    except BaseException:
+    except BaseException as exc:
         import traceback
 
-        traceback.print_exc()
+        # As python prints it: from the program's first frame, not from this module's.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
         code = 1
     _join_threads()
     with contextlib.suppress(BaseException):
@@ -784,26 +792,58 @@ def _set_environ(env: dict[str, str]) -> None:
             current[key] = value
 
 
-def _run_main(spec: Any, code: Any) -> None:
-    """What ``runpy.run_module(name, run_name="__main__", alter_sys=True)`` does, with the code
-    compiled once in the zygote (so a child does not read and compile the module again: with
-    no bytecode cache that is milliseconds per container). The child exits after it, so the
-    temporary ``__main__`` and ``argv[0]`` need no restoring."""
+def _fresh_main(**attrs: Any) -> dict[str, Any]:
+    """Install a new ``__main__`` module for the program (not the zygote's) and return its
+    namespace. As in python, it stays for as long as the process runs: what the program
+    defines pickles by reference to it (multiprocessing, pickle), also while its threads
+    finish and its atexit handlers run."""
+    import builtins
     import types
 
     main = types.ModuleType("__main__")
-    main.__dict__.update(
-        __name__="__main__",
+    main.__dict__.update(__builtins__=builtins, **attrs)
+    sys.modules["__main__"] = main
+    return main.__dict__
+
+
+def _run_script(path: str) -> None:
+    """``python PATH``: a source (or compiled) file runs in a fresh ``__main__``; a folder or
+    a zip archive with a ``__main__.py`` the way runpy runs it."""
+    import pkgutil
+    import runpy
+
+    if pkgutil.get_importer(path) is not None:
+        runpy.run_path(path, run_name="__main__")
+        return
+    import importlib.machinery
+    import importlib.util
+    import io
+    import marshal
+
+    with io.open_code(path) as fh:
+        data = fh.read()
+    if data[:4] == importlib.util.MAGIC_NUMBER:
+        code = marshal.loads(data[16:])
+        loader: Any = importlib.machinery.SourcelessFileLoader("__main__", path)
+    else:
+        code = compile(data, path, "exec")
+        loader = importlib.machinery.SourceFileLoader("__main__", path)
+    exec(code, _fresh_main(__file__=path, __cached__=None, __loader__=loader))
+
+
+def _run_main(spec: Any, code: Any) -> None:
+    """What ``python -m NAME`` does, with the code compiled once in the zygote (so a child
+    does not read and compile the module again: with no bytecode cache that is
+    milliseconds per container)."""
+    namespace = _fresh_main(
         __file__=spec.origin,
         __cached__=spec.cached,
-        __doc__=None,
         __loader__=spec.loader,
         __package__=spec.parent,
         __spec__=spec,
     )
     sys.argv[0] = spec.origin
-    sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    exec(code, namespace)
 
 
 def _main_code(modules: list[str]) -> _Mains:
