@@ -193,6 +193,30 @@ def test_settings_python_reads_only_at_start_are_honoured(rt: LocalRuntime) -> N
     assert terminated(st)["exitCode"] == 1 and "UserWarning: boom" in text
 
 
+def test_time_zone_and_locale_are_the_containers(rt: LocalRuntime) -> None:
+    """TZ takes effect in a forked container (python read the zygote's as it imported
+    `time`); a locale other than the zygote's starts the container the normal way."""
+    code = "import locale, time; print(time.strftime('%Z', time.localtime(0)), locale.getlocale())"
+    env = [{"name": "TZ", "value": "Asia/Tokyo"}, {"name": "LC_ALL", "value": "C"}]
+    pod = warm_pod(py(code, env=env))
+    rt.start(pod, Assignment())
+    assert finished(rt, pod)["phase"] == "Succeeded"
+    fresh = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TZ": "Asia/Tokyo", "LC_ALL": "C"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert log_of(rt, pod) == fresh
+    assert fresh.startswith("JST ")
+    zone = "import time; print(time.strftime('%Z', time.localtime(0)))"
+    only_tz = warm_pod(py(zone, env=env[:1]))  # forked: the zygote's locale is the same
+    rt.start(only_tz, Assignment())
+    finished(rt, only_tz)
+    assert log_of(rt, only_tz).strip() == "JST"
+
+
 PICKLES_MAIN = """
 import multiprocessing, pickle, threading
 

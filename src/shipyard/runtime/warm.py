@@ -100,7 +100,7 @@ _NEVER_LEARN = frozenset({"antigravity", "this", "__hello__", "__phello__", "rea
 
 
 # Settings python reads from its environment only as it starts (hash randomisation, warning
-# filters, optimisation, standard streams' encoding, ...): a container that sets one to
+# filters, optimisation, standard streams' encoding, locale, ...): a container that sets one to
 # another value than the zygote (which has the control plane's environment) was started
 # with is started the normal way.
 STARTUP_ONLY = frozenset(
@@ -125,6 +125,10 @@ STARTUP_ONLY = frozenset(
         "PYTHONINSPECT",
         "PYTHONPROFILEIMPORTTIME",
         "PYTHONCOERCECLOCALE",
+        # The locale of text (LC_CTYPE), which python sets from these as it starts.
+        "LC_ALL",
+        "LC_CTYPE",
+        "LANG",
     }
 )
 
@@ -785,11 +789,14 @@ def _set_environ(env: dict[str, str]) -> None:
     """Make ``os.environ`` exactly ``env``, changing only what differs from the zygote's
     (clearing and refilling it touches, and so copies, many of the zygote's pages)."""
     current = os.environ
+    zone = current.get("TZ")
     for key in [k for k in current if k not in env]:
         del current[key]
     for key, value in env.items():
         if current.get(key) != value:
             current[key] = value
+    if current.get("TZ") != zone:
+        time.tzset()  # python reads TZ as `time` is imported: the zygote's, until told
 
 
 def _fresh_main(**attrs: Any) -> dict[str, Any]:
