@@ -119,7 +119,6 @@ STARTUP_ONLY = frozenset(
         "PYTHONUSERBASE",
         "PYTHONHOME",
         "PYTHONSAFEPATH",
-        "PYTHONDONTWRITEBYTECODE",
         "PYTHONVERBOSE",
         "PYTHONDEBUG",
         "PYTHONINSPECT",
@@ -797,6 +796,7 @@ def _set_environ(env: dict[str, str]) -> None:
             current[key] = value
     if current.get("TZ") != zone:
         time.tzset()  # python reads TZ as `time` is imported: the zygote's, until told
+    sys.dont_write_bytecode = bool(current.get("PYTHONDONTWRITEBYTECODE"))
 
 
 def _fresh_main(**attrs: Any) -> dict[str, Any]:
