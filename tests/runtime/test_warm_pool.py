@@ -75,6 +75,23 @@ def pid_of(status: Obj) -> int:
     return int(status["containerStatuses"][0]["containerID"].split("/")[2])
 
 
+def beside_fresh_python(rt: LocalRuntime, code: str, env: list[Obj]) -> tuple[Obj, str, str]:
+    """Run ``python -c code`` with ``env`` as a warm container, to its end: its status, its
+    log, and what a new ``python`` prints (its standard output) given the same env items
+    over this process's environment."""
+    pod = warm_pod(py(code, env=env))
+    rt.start(pod, Assignment())
+    status = finished(rt, pod)
+    fresh = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **{item["name"]: item["value"] for item in env}},
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return status, log_of(rt, pod), fresh
+
+
 def log_of(rt: LocalRuntime, pod: Obj) -> str:
     return b"".join(rt.logs(pod)).decode()
 
@@ -178,17 +195,7 @@ def test_settings_python_reads_only_at_start_are_honoured(rt: LocalRuntime) -> N
         {"name": "PYTHONOPTIMIZE", "value": "1"},
         {"name": "PYTHONWARNINGS", "value": "error"},
     ]
-    pod = warm_pod(py(code, env=env))
-    rt.start(pod, Assignment())
-    st = finished(rt, pod)
-    fresh = subprocess.run(
-        [sys.executable, "-c", "print(hash('shipyard'), 1)"],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    text = log_of(rt, pod)
+    st, text, fresh = beside_fresh_python(rt, code, env)
     assert text.startswith(fresh), text
     assert terminated(st)["exitCode"] == 1 and "UserWarning: boom" in text
 
@@ -205,22 +212,11 @@ def test_time_zone_and_locale_are_the_containers(rt: LocalRuntime) -> None:
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
         {"name": "LC_ALL", "value": "C"},
     ]
-    pod = warm_pod(py(code, env=env))
-    rt.start(pod, Assignment())
-    assert finished(rt, pod)["phase"] == "Succeeded"
-    fresh = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "TZ": "Asia/Tokyo", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert log_of(rt, pod) == fresh
-    assert fresh.startswith("JST ")
-    forked = warm_pod(py(code, env=env[:2]))  # the zygote's locale: forked
-    rt.start(forked, Assignment())
-    finished(rt, forked)
-    assert log_of(rt, forked).startswith("JST ") and log_of(rt, forked).endswith(" True\n")
+    st, text, fresh = beside_fresh_python(rt, code, env)
+    assert st["phase"] == "Succeeded" and text == fresh and fresh.startswith("JST ")
+    # With the zygote's locale, it is forked.
+    st, text, fresh = beside_fresh_python(rt, code, env[:2])
+    assert st["phase"] == "Succeeded" and text == fresh and text.endswith(" True\n")
 
 
 PICKLES_MAIN = """
