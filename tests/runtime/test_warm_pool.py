@@ -214,6 +214,10 @@ def test_time_zone_and_locale_are_the_containers(rt: LocalRuntime) -> None:
     ]
     st, text, fresh = beside_fresh_python(rt, code, env)
     assert st["phase"] == "Succeeded" and text == fresh and fresh.startswith("JST ")
+    # Its interpreter flags too (which a program passes on to the pythons it starts).
+    flags = "import subprocess; print(subprocess._args_from_interpreter_flags())"
+    st, text, fresh = beside_fresh_python(rt, flags, [])
+    assert st["phase"] == "Succeeded" and text == fresh, (text, fresh)
     # With the zygote's locale, it is forked.
     st, text, fresh = beside_fresh_python(rt, code, env[:2])
     assert st["phase"] == "Succeeded" and text == fresh and text.endswith(" True\n")

@@ -186,9 +186,8 @@ class _Zygote:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
-                    "-P",
-                    "-m",
-                    __name__,
+                    "-c",
+                    _ZYGOTE_MAIN,
                     str(listener.fileno()),
                     str(ready),
                     *modules,
@@ -402,7 +401,16 @@ def release(fd: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The zygote process (``python -P -m shipyard.runtime.warm FD MODULE...``)
+# The zygote process (``python -c _ZYGOTE_MAIN FD READY MODULE...``)
+
+# What the zygote runs. Not `-m` (its module would be __main__, and a container importing this
+# one, see ready_file, would load a second copy without the zygote's state), and not `-P`
+# (its children would show that flag, and pass it on to the pythons they start): it drops
+# its working folder from its path itself, before it imports anything from there.
+_ZYGOTE_MAIN = (
+    "import sys; del sys.path[0]; from shipyard.runtime.warm import zygote_main; "
+    "zygote_main(int(sys.argv[1]), sys.argv[2], sys.argv[3:])"
+)
 
 
 def _unframe(request: bytes) -> tuple[str, bytes]:
@@ -1261,11 +1269,3 @@ def _spare_main(sock: socket.socket, mains: _Mains) -> None:
         os._exit(0)  # the zygote is stopping (or gone)
     exit_path, body = _unframe(request)
     _child(socket.socket(fileno=fds[0]), exit_path, body, mains, sock, before, ready)
-
-
-if __name__ == "__main__":
-    # As shipyard.runtime.warm, not as __main__: a container that imports this module (see
-    # ready_file) must find the one holding the zygote's state, not load a second copy.
-    from shipyard.runtime import warm
-
-    warm.zygote_main(int(sys.argv[1]), sys.argv[2], sys.argv[3:])
