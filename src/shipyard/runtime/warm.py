@@ -238,7 +238,7 @@ class WarmPool:
         mods = warm_modules(pod)
         if mods is None or not python_invocation(argv, env.get("PATH")):
             return None
-        if any(env.get(k) != os.environ.get(k) for k in STARTUP_ONLY if k in env):
+        if any(env[k] != os.environ.get(k) for k in STARTUP_ONLY.intersection(env)):
             return None  # python reads it only as it starts: the zygote's value would stay
         return mods
 
@@ -616,7 +616,7 @@ def _child(
         else:
             os.closerange(3, 65536)
         code = _run(req, mains, ready)
-        if code == 0 and os.getpid() == me:
+        if code == 0:
             learned = _learnable(before, req["argv"], mains)
     except BaseException:
         with contextlib.suppress(BaseException):
