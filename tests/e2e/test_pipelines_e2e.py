@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -120,6 +120,31 @@ def test_parallel_for_collected_and_exit_handler_examples_from_the_client(
     assert "RuntimeError: work failed on purpose" in bad["tasks"]["work"]["message"]
     assert bad["tasks"]["cleanup"]["state"] == "Succeeded"
     assert bad["tasks"]["cleanup"]["outputs"]["Output"] == "FAILED"
+
+
+class Sums(NamedTuple):
+    double: int
+    triple: int
+
+
+@dsl.pipeline
+def sums(x: int) -> Sums:
+    d = add(a=x, b=x)
+    return Sums(double=d.output, triple=add(a=d.output, b=x).output)
+
+
+@dsl.pipeline(name="nested")
+def nested(x: int = 2) -> Sums:
+    inner = sums(x=x)
+    total = add(a=inner.outputs["double"], b=inner.outputs["triple"])
+    last = add(a=total.output, b=1).after(inner)
+    return Sums(double=total.output, triple=last.output)
+
+
+def test_a_pipeline_in_a_pipeline_runs_with_kfp_shaped_outputs(client: Client) -> None:
+    st = client.run_pipeline(nested, {"x": 3}).wait(60, check=True)
+    assert st["outputs"] == {"double": 15, "triple": 16}
+    assert states(st) == dict.fromkeys(["sums-add", "sums-add-2", "add", "add-2"], "Succeeded")
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -3,6 +3,8 @@ and ports involved."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
 from shipyard import dsl
@@ -115,3 +117,68 @@ def test_nested_pipelines_inline_with_prefixed_names() -> None:
 
     tasks = [t["name"] for t in compile_pipeline(outer)["spec"]["tasks"]]
     assert tasks == ["inner-consume-int", "consume-int"]
+
+
+class Twice(NamedTuple):
+    double: int
+    triple: int
+
+
+@dsl.pipeline
+def twice(x: int) -> Twice:
+    d = consume_int(x=x)
+    t = consume_int(x=d.output)
+    return Twice(double=d.output, triple=t.output)
+
+
+def test_a_nested_pipeline_call_is_a_task_as_in_kfp() -> None:
+    """kfp returns a task for a pipeline called inside another: .outputs['NAME'] of its
+    NamedTuple, .after(...) on it (every task in it waits) and .after(it) on others; a
+    pipeline may return a NamedTuple too."""
+
+    @dsl.pipeline
+    def outer(x: int = 2) -> Twice:
+        first = consume_int(x=1)
+        inner = twice(x=x).after(first).set_caching_options(False)
+        total = consume_int(x=inner.outputs["triple"])
+        last = consume_int(x=3).after(inner)
+        return Twice(double=total.output, triple=last.output)
+
+    spec = compile_pipeline(outer)["spec"]
+    tasks = {t["name"]: t for t in spec["tasks"]}
+    assert list(tasks) == ["consume-int", "twice-consume-int", "twice-consume-int-2",
+                           "consume-int-2", "consume-int-3"]  # fmt: skip
+    assert tasks["twice-consume-int"]["dependsOn"] == ["consume-int"]
+    assert tasks["twice-consume-int-2"]["dependsOn"] == ["consume-int", "twice-consume-int"]
+    assert tasks["twice-consume-int"]["cache"] is False
+    assert tasks["consume-int-2"]["inputs"] == {
+        "x": {"task": "twice-consume-int-2", "output": "Output"}
+    }
+    assert tasks["consume-int-3"]["dependsOn"] == ["twice-consume-int", "twice-consume-int-2"]
+    assert spec["outputs"] == {
+        "double": {"task": "consume-int-2", "output": "Output"},
+        "triple": {"task": "consume-int-3", "output": "Output"},
+    }
+
+
+def test_a_nested_pipeline_output_that_does_not_fit_is_a_compile_error() -> None:
+    @dsl.pipeline
+    def single() -> None:
+        consume_int(x=twice(x=1).output)
+
+    with pytest.raises(CompileError, match=r"pipeline 'twice': \.output needs exactly one"):
+        compile_pipeline(single)
+
+    @dsl.pipeline
+    def unknown() -> None:
+        consume_int(x=twice(x=1).outputs["quadruple"])
+
+    with pytest.raises(CompileError, match=r"no output 'quadruple' \(it returns: double, triple\)"):
+        compile_pipeline(unknown)
+
+    @dsl.pipeline
+    def constant() -> dict:
+        return {"n": 3}
+
+    with pytest.raises(CompileError, match="pipeline output 'n' must be a task output, not int"):
+        compile_pipeline(constant)

@@ -12,7 +12,14 @@ from typing import Any
 import yaml
 
 from shipyard.errors import BadRequest
-from shipyard.pipelines.dsl import CompileError, Pipeline, TaskOutput, _Builder
+from shipyard.pipelines.dsl import (
+    CompileError,
+    Pipeline,
+    PipelineTask,
+    SubPipelineTask,
+    TaskOutput,
+    _Builder,
+)
 
 Obj = dict[str, Any]
 API_VERSION = "shipyard.dev/v1"
@@ -53,14 +60,24 @@ def _task_spec(t: Any) -> Obj:
 def _outputs(result: Any) -> Obj:
     if result is None:
         return {}
-    if hasattr(result, "component") and hasattr(result, "output"):
+    if isinstance(result, PipelineTask | SubPipelineTask):
         result = result.output
     if isinstance(result, TaskOutput):
         return {"Output": result.ref()}
+    if isinstance(result, tuple) and hasattr(result, "_asdict"):  # kfp: a NamedTuple
+        result = result._asdict()
     if isinstance(result, dict):
-        return {str(k): _outputs(v)["Output"] for k, v in result.items()}
+        out: Obj = {}
+        for key, value in result.items():
+            if not isinstance(value, TaskOutput | PipelineTask | SubPipelineTask):
+                raise CompileError(
+                    f"pipeline output {key!r} must be a task output, not {type(value).__name__}"
+                )
+            out[str(key)] = _outputs(value)["Output"]
+        return out
     raise CompileError(
-        f"a pipeline may return a task output (or a dict of them), not {type(result).__name__}"
+        "a pipeline may return a task output (or a NamedTuple or dict of them), not "
+        f"{type(result).__name__}"
     )
 
 

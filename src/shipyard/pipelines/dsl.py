@@ -384,7 +384,7 @@ class ConditionExpr:
 def _value_ref(value: Any) -> Obj:
     if isinstance(value, _Ref):
         return value.ref()
-    if isinstance(value, PipelineTask):
+    if isinstance(value, PipelineTask | SubPipelineTask):
         return value.output.ref()
     _check_literal(value, "a condition")
     return {"value": value}
@@ -435,10 +435,12 @@ class PipelineTask:
     def outputs(self) -> _Outputs:
         return _Outputs(self)
 
-    def after(self, *tasks: PipelineTask) -> PipelineTask:
+    def after(self, *tasks: PipelineTask | SubPipelineTask) -> PipelineTask:
         for t in tasks:
-            if t.name not in self.after_:
-                self.after_.append(t.name)
+            # A nested pipeline: after every task in it.
+            for name in t.task_names() if isinstance(t, SubPipelineTask) else [t.name]:
+                if name not in self.after_:
+                    self.after_.append(name)
         return self
 
     def set_retry(
@@ -496,6 +498,75 @@ class PipelineTask:
         return self
 
     __hash__ = object.__hash__
+
+
+class SubPipelineTask:
+    """A pipeline called inside another: its tasks are in the outer pipeline already; this
+    is what kfp's call returns, so ``.output``, ``.outputs['NAME']`` (a NamedTuple's fields,
+    or a returned dict's keys) and ``.after(...)`` work on it, and other tasks can run
+    ``.after(it)`` (after every task in it)."""
+
+    def __init__(self, name: str, tasks: list[PipelineTask], result: Any) -> None:
+        self.name, self.tasks, self.result = name, tasks, result
+
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def _named(self) -> dict[str, Any]:
+        result = self.result
+        if result is None:
+            return {}
+        if isinstance(result, tuple) and hasattr(result, "_asdict"):
+            return dict(result._asdict())
+        if isinstance(result, dict):
+            return {str(k): v for k, v in result.items()}
+        return {"Output": result}
+
+    @property
+    def output(self) -> TaskOutput:
+        named = self._named()
+        if len(named) != 1:
+            names = ", ".join(named) or "none"
+            raise CompileError(
+                f"pipeline {self.name!r}: .output needs exactly one output, it returns: "
+                f"{names}; use .outputs['NAME']"
+            )
+        return _as_output(self.name, next(iter(named.values())))
+
+    @property
+    def outputs(self) -> _NamedOutputs:
+        return _NamedOutputs(self.name, self._named())
+
+    def after(self, *tasks: PipelineTask | SubPipelineTask) -> SubPipelineTask:
+        for t in self.tasks:
+            t.after(*tasks)
+        return self
+
+    def set_caching_options(self, enable_caching: bool) -> SubPipelineTask:
+        for t in self.tasks:
+            t.set_caching_options(enable_caching)
+        return self
+
+
+def _as_output(pipeline: str, value: Any) -> TaskOutput:
+    if isinstance(value, PipelineTask | SubPipelineTask):
+        value = value.output
+    if not isinstance(value, TaskOutput):
+        raise CompileError(f"pipeline {pipeline!r} returns {value!r}, which is not a task output")
+    return value
+
+
+class _NamedOutputs:
+    def __init__(self, pipeline: str, named: dict[str, Any]) -> None:
+        self.pipeline, self.named = pipeline, named
+
+    def __getitem__(self, name: str) -> TaskOutput:
+        if name not in self.named:
+            names = ", ".join(self.named) or "none"
+            raise CompileError(
+                f"pipeline {self.pipeline!r} has no output {name!r} (it returns: {names})"
+            )
+        return _as_output(self.pipeline, self.named[name])
 
 
 class _Outputs:
@@ -585,7 +656,7 @@ class _Builder:
         return task
 
     def _wire(self, task: PipelineTask, port: Port, value: Any) -> Obj:
-        if isinstance(value, PipelineTask):
+        if isinstance(value, PipelineTask | SubPipelineTask):
             value = value.output
         if isinstance(value, _Ref):
             src = value.describe()  # type: ignore[attr-defined]
@@ -822,12 +893,16 @@ class Pipeline:
                 f"pipeline {self.name!r} runs on the platform: use "
                 f"client.run_pipeline({self.__name__}) or `shipyard run FILE`"
             )
-        # A pipeline inside a pipeline: its tasks join the outer one, names prefixed.
+        # A pipeline inside a pipeline: its tasks join the outer one, names prefixed. As in
+        # kfp, the call is a task of its own: .output, .outputs['NAME'], .after(...).
         builder.prefix.append(self.name)
+        before = set(builder.tasks)
         try:
-            return self.fn(*args, **kwargs)
+            result = self.fn(*args, **kwargs)
         finally:
             builder.prefix.pop()
+        tasks = [t for name, t in builder.tasks.items() if name not in before]
+        return SubPipelineTask(self.name, tasks, result)
 
     def trace(self) -> tuple[_Builder, Any]:
         builder = _Builder()
