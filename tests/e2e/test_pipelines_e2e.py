@@ -14,6 +14,7 @@ import pytest
 from platform_fixtures import EXAMPLES, shipyard_cmd
 from shipyard import dsl
 from shipyard.client import Client
+from shipyard.dsl import Dataset, Input, Output
 from shipyard.errors import Invalid, ShipyardError
 from waiting import process_gone, wait_until
 
@@ -145,6 +146,44 @@ def test_a_pipeline_in_a_pipeline_runs_with_kfp_shaped_outputs(client: Client) -
     st = client.run_pipeline(nested, {"x": 3}).wait(60, check=True)
     assert st["outputs"] == {"double": 15, "triple": 16}
     assert states(st) == dict.fromkeys(["sums-add", "sums-add-2", "add", "add-2"], "Succeeded")
+
+
+@dsl.component
+def shard(i: int, out: Output[Dataset]) -> None:
+    with open(out.path, "w") as fh:
+        fh.write(str(i * 10))
+    out.metadata["i"] = i
+
+
+@dsl.component
+def merge(parts: Input[list[Dataset]], merged: Output[Dataset]) -> str:
+    values = []
+    for p in parts:
+        with open(p.path) as fh:
+            values.append(int(fh.read()))
+    values.sort()
+    with open(merged.path, "w") as fh:
+        fh.write(",".join(map(str, values)))
+    return f"{len(parts)}:{sorted(p.metadata['i'] for p in parts)}"
+
+
+@dsl.pipeline(name="fan-in")
+def fan_in(items: list) -> str:
+    with dsl.ParallelFor(items) as i:
+        s = shard(i=i)
+    return merge(parts=dsl.Collected(s.outputs["out"])).outputs["Output"]
+
+
+def test_a_loop_s_artifacts_fan_in_as_input_list(client: Client) -> None:
+    st = client.run_pipeline(fan_in, {"items": [1, 2, 3]}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "3:[1, 2, 3]"}
+    assert st["tasks"]["merge"]["artifacts"]["merged"]["type"] == "Dataset"
+    # Lineage: the task records each artifact it read.
+    reads = st["tasks"]["merge"]["inputs"]["artifacts"]["parts"]
+    assert sorted(a["metadata"]["i"] for a in reads) == [1, 2, 3]
+    # A loop over no items gathers none: the task gets an empty list.
+    st = client.run_pipeline(fan_in, {"items": []}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "0:[]"}
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -182,3 +182,59 @@ def test_a_nested_pipeline_output_that_does_not_fit_is_a_compile_error() -> None
 
     with pytest.raises(CompileError, match="pipeline output 'n' must be a task output, not int"):
         compile_pipeline(constant)
+
+
+@dsl.component
+def part(i: int, out: Output[Dataset]) -> None:
+    pass
+
+
+@dsl.component
+def gather(parts: Input[list[Dataset]]) -> int:
+    return len(parts)
+
+
+@dsl.component
+def one(data: Input[Dataset]) -> int:
+    return 1
+
+
+def test_input_list_of_artifacts_takes_a_collected_loop_output() -> None:
+    @dsl.pipeline
+    def p() -> int:
+        with dsl.ParallelFor([1, 2]) as i:
+            t = part(i=i)
+        return gather(parts=dsl.Collected(t.outputs["out"])).output
+
+    spec = compile_pipeline(p)["spec"]
+    assert spec["components"]["gather"]["inputs"]["parts"] == {
+        "type": "Dataset",
+        "artifact": True,
+        "list": True,
+    }
+    (g,) = [t for t in spec["tasks"] if t["name"] == "gather"]
+    assert g["inputs"]["parts"] == {"collected": {"task": "part", "output": "out"}}
+
+
+def test_lists_of_artifacts_that_do_not_fit_are_compile_errors() -> None:
+    @dsl.pipeline
+    def single() -> None:
+        gather(parts=part(i=1).outputs["out"])
+
+    with pytest.raises(CompileError, match=r"input 'parts' takes a list of Dataset .* dsl\.Coll"):
+        compile_pipeline(single)
+
+    @dsl.pipeline
+    def many() -> None:
+        with dsl.ParallelFor([1, 2]) as i:
+            t = part(i=i)
+        one(data=dsl.Collected(t.outputs["out"]))
+
+    with pytest.raises(CompileError, match=r"annotate the input Input\[List\[Dataset\]\]"):
+        compile_pipeline(many)
+
+    with pytest.raises(CompileError, match="cannot output a list of artifacts"):
+
+        @dsl.component
+        def outs(out: Output[list[Dataset]]) -> None:
+            pass

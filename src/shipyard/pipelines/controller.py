@@ -710,7 +710,10 @@ class _Run:
                 final = {"input": name, **self._final_status(task)}
                 continue
             value, art = self.resolve(ref, index)
-            if comp["inputs"].get(name, {}).get("artifact"):
+            port = comp["inputs"].get(name, {})
+            if port.get("artifact"):
+                if art is None and port.get("list") and "collected" in ref:
+                    art = {"list": []}  # a loop over no items gathers none
                 if art is None:
                     raise Unresolved(f"input {name!r} is not an artifact")
                 arts[name] = art.get("list", art)

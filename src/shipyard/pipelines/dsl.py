@@ -84,11 +84,14 @@ class Port:
     artifact: bool = False
     default: Any = inspect.Parameter.empty
     output: bool = False
+    many: bool = False  # Input[List[Dataset]]: the artifacts of a dsl.Collected
 
     def spec(self) -> Obj:
         out: Obj = {"type": self.type}
         if self.artifact:
             out["artifact"] = True
+        if self.many:
+            out["list"] = True
         if self.default is not inspect.Parameter.empty:
             out["default"] = self.default
         return out
@@ -116,12 +119,23 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
         pwhere = f"{where}, parameter {p.name!r}"
         if typing.get_origin(hint) is typing.Annotated:
             base, *marks = typing.get_args(hint)
+            many = typing.get_origin(base) is list and len(typing.get_args(base)) == 1
+            if many:  # Input[List[Dataset]], as kfp: what dsl.Collected gathers
+                (base,) = typing.get_args(base)
             if not (isinstance(base, type) and issubclass(base, Artifact)):
-                raise CompileError(f"{pwhere}: Input[...]/Output[...] take an artifact class")
+                raise CompileError(
+                    f"{pwhere}: Input[...]/Output[...] take an artifact class "
+                    "(or, for an input, List[artifact class])"
+                )
             if _OutputMarker in marks:
+                if many:
+                    raise CompileError(
+                        f"{pwhere}: a component cannot output a list of artifacts; "
+                        "output one and gather them with dsl.Collected(...)"
+                    )
                 outputs.append(Port(p.name, base.__name__, artifact=True, output=True))
             else:
-                inputs.append(Port(p.name, base.__name__, artifact=True))
+                inputs.append(Port(p.name, base.__name__, artifact=True, many=many))
         elif hint is PipelineTaskFinalStatus:
             inputs.append(Port(p.name, "finalStatus"))
         elif isinstance(hint, type) and issubclass(hint, Artifact):
@@ -666,15 +680,23 @@ class _Builder:
                     f"task {task.name!r} input {port.name!r} ({port.type}) is wired to {src}, "
                     f"which is {what} ({value.type})"
                 )
-            if (
-                port.artifact
-                and not isinstance(value, Collected)
-                and port.type != "Artifact"
-                and value.type not in (port.type, "Artifact")
-            ):
+            if port.artifact and port.many != isinstance(value, Collected):
+                if port.many:
+                    raise CompileError(
+                        f"task {task.name!r} input {port.name!r} takes a list of {port.type} "
+                        f"(Input[List[{port.type}]]): wire it to dsl.Collected(...) of a "
+                        f"looped task's output, not to {src}"
+                    )
+                raise CompileError(
+                    f"task {task.name!r} input {port.name!r} takes one {port.type}, but "
+                    f"{src} is a list: annotate the input Input[List[{port.type}]]"
+                )
+            # The type a Collected gathers is its output's.
+            vtype = value.output.type if isinstance(value, Collected) else value.type
+            if port.artifact and port.type != "Artifact" and vtype not in (port.type, "Artifact"):
                 raise CompileError(
                     f"type mismatch: task {task.name!r} input {port.name!r} expects "
-                    f"{port.type}, but {src} is {value.type}"
+                    f"{port.type}, but {src} is {vtype}"
                 )
             compatible = (
                 port.type in ("any", value.type)
