@@ -14,7 +14,7 @@ import pytest
 from platform_fixtures import EXAMPLES, shipyard_cmd
 from shipyard import dsl
 from shipyard.client import Client
-from shipyard.dsl import Dataset, Input, Output
+from shipyard.dsl import Dataset, Input, InputPath, Output, OutputPath
 from shipyard.errors import Invalid, ShipyardError
 from waiting import process_gone, wait_until
 
@@ -184,6 +184,75 @@ def test_a_loop_s_artifacts_fan_in_as_input_list(client: Client) -> None:
     # A loop over no items gathers none: the task gets an empty list.
     st = client.run_pipeline(fan_in, {"items": []}).wait(60, check=True)
     assert st["outputs"] == {"Output": "0:[]"}
+
+
+@dsl.component
+def write_paths(
+    message: str,
+    text: OutputPath("Dataset"),
+    word: OutputPath(str),
+    flag: OutputPath(bool),
+    table: OutputPath(dict),
+    count: OutputPath(int),
+) -> None:
+    import json
+
+    for path, content in (
+        (text, message.upper()),
+        (word, message),
+        (flag, "True"),
+        (table, json.dumps({"a": 1})),
+        (count, "41\n"),
+    ):
+        with open(path, "w") as fh:
+            fh.write(content)
+
+
+@dsl.component
+def read_paths(text: InputPath("Dataset"), word: str, flag: bool, table: dict, count: int) -> str:
+    with open(text) as fh:
+        return f"{fh.read()} {word} {flag} {table} {count + 1}"
+
+
+@dsl.component
+def forgets(value: OutputPath(int)) -> None:
+    pass
+
+
+@dsl.component
+def misspells(value: OutputPath(int)) -> None:
+    with open(value, "w") as fh:
+        fh.write("forty")
+
+
+@dsl.pipeline(name="paths")
+def paths(message: str = "hi") -> str:
+    w = write_paths(message=message)
+    o = w.outputs
+    return read_paths(
+        text=o["text"], word=o["word"], flag=o["flag"], table=o["table"], count=o["count"]
+    ).output
+
+
+def test_input_and_output_paths_pass_files_as_kfp_does(client: Client) -> None:
+    st = client.run_pipeline(paths, {"message": "hi"}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "HI hi True {'a': 1} 42"}
+    written = st["tasks"]["write-paths"]
+    assert written["outputs"] == {"word": "hi", "flag": True, "table": {"a": 1}, "count": 41}
+    assert written["artifacts"]["text"]["type"] == "Dataset"
+
+    @dsl.pipeline(name="bad-paths")
+    def bad() -> None:
+        forgets()
+        misspells()
+
+    st = client.run_pipeline(bad, {}).wait(60)
+    assert st["tasks"]["forgets"]["message"] == (
+        "output 'value' was not written: write its value to the file at the path 'value' holds"
+    )
+    assert st["tasks"]["misspells"]["message"].startswith(
+        "output 'value': its file does not hold an int: invalid literal"
+    )
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 
 from shipyard import dsl
-from shipyard.dsl import Dataset, Input, Model, Output
+from shipyard.dsl import Dataset, Input, InputPath, Model, Output, OutputPath
 from shipyard.pipelines.compiler import compile_pipeline, to_yaml
 from shipyard.pipelines.dsl import CompileError
 
@@ -238,3 +238,45 @@ def test_lists_of_artifacts_that_do_not_fit_are_compile_errors() -> None:
         @dsl.component
         def outs(out: Output[list[Dataset]]) -> None:
             pass
+
+
+def test_input_and_output_paths_compile_as_kfp_declares_them() -> None:
+    """InputPath(artifact) is an artifact input, InputPath(str) a plain parameter;
+    OutputPath(str) an output parameter, OutputPath('Model') an output artifact; the
+    function gets a path for each, so the ports say so."""
+
+    @dsl.component
+    def paths(
+        data: InputPath("Dataset"),
+        note: InputPath(str),
+        model: OutputPath("system.Model@0.0.1"),
+        count: OutputPath(int),
+        blob: OutputPath(),
+    ) -> None:
+        pass
+
+    spec = paths.spec()
+    assert spec["inputs"] == {
+        "data": {"type": "Dataset", "artifact": True, "path": True},
+        "note": {"type": "str"},
+    }
+    assert spec["outputs"] == {
+        "model": {"type": "Model", "artifact": True, "path": True},
+        "count": {"type": "int", "path": True},
+        "blob": {"type": "Artifact", "artifact": True, "path": True},
+    }
+
+    @dsl.pipeline
+    def p() -> int:
+        t = paths(data=produce(n=1).outputs["data"], note="x")
+        one(data=t.outputs["model"])
+        return consume_int(x=t.outputs["count"]).output
+
+    with pytest.raises(CompileError, match=r"expects Dataset, but task 'paths' output 'model'"):
+        compile_pipeline(p)
+
+    with pytest.raises(CompileError, match="two outputs are named 'Output'"):
+
+        @dsl.component
+        def clash(Output: OutputPath(str)) -> int:
+            return 1

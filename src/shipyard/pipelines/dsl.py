@@ -35,10 +35,12 @@ from shipyard.pipelines.types import (
     ClassificationMetrics,
     Dataset,
     Input,
+    InputPath,
     Markdown,
     Metrics,
     Model,
     Output,
+    OutputPath,
     PipelineTaskFinalStatus,
     _OutputMarker,
 )
@@ -55,10 +57,12 @@ __all__ = [
     "ExitHandler",
     "If",
     "Input",
+    "InputPath",
     "Markdown",
     "Metrics",
     "Model",
     "Output",
+    "OutputPath",
     "ParallelFor",
     "PipelineTask",
     "PipelineTaskFinalStatus",
@@ -85,6 +89,7 @@ class Port:
     default: Any = inspect.Parameter.empty
     output: bool = False
     many: bool = False  # Input[List[Dataset]]: the artifacts of a dsl.Collected
+    path: bool = False  # InputPath/OutputPath: the function gets a local path (a str)
 
     def spec(self) -> Obj:
         out: Obj = {"type": self.type}
@@ -92,6 +97,8 @@ class Port:
             out["artifact"] = True
         if self.many:
             out["list"] = True
+        if self.path:
+            out["path"] = True
         if self.default is not inspect.Parameter.empty:
             out["default"] = self.default
         return out
@@ -136,6 +143,17 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
                 outputs.append(Port(p.name, base.__name__, artifact=True, output=True))
             else:
                 inputs.append(Port(p.name, base.__name__, artifact=True, many=many))
+        elif isinstance(hint, InputPath | OutputPath):
+            output = isinstance(hint, OutputPath)
+            art = _path_artifact(hint.type)
+            if art is not None:
+                port = Port(p.name, art, artifact=True, output=output, path=True)
+            else:
+                ptype = _param_type(hint.type, pwhere)
+                # kfp: InputPath(str) is a plain input parameter; OutputPath(str) a file
+                # whose content is the output's value.
+                port = Port(p.name, ptype, default=p.default, output=output, path=output)
+            (outputs if output else inputs).append(port)
         elif hint is PipelineTaskFinalStatus:
             inputs.append(Port(p.name, "finalStatus"))
         elif isinstance(hint, type) and issubclass(hint, Artifact):
@@ -152,7 +170,25 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
                 )
         else:
             outputs.append(Port("Output", _param_type(ret, f"{where}, return"), output=True))
+    names = [port.name for port in outputs]
+    for name in names:
+        if names.count(name) > 1:
+            raise CompileError(f"{where}: two outputs are named {name!r}; rename the parameter")
     return inputs, outputs
+
+
+def _path_artifact(kind: Any) -> str | None:
+    """The artifact class an InputPath/OutputPath names (None for a parameter type): a class,
+    its name or kfp's schema title ('system.Dataset@0.0.1'); a name kfp would not know, or
+    no type, is a plain Artifact."""
+    if kind is None:
+        return "Artifact"
+    if isinstance(kind, type) and issubclass(kind, Artifact):
+        return kind.__name__
+    if isinstance(kind, str):
+        title = kind.split("@")[0].removeprefix("system.")
+        return title if title in ARTIFACT_TYPES else "Artifact"
+    return None
 
 
 def _source(fn: Callable[..., Any]) -> str:

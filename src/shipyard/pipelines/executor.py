@@ -150,38 +150,61 @@ def _call(req: Obj, comp: Obj, prefix: str) -> Obj:
                 _artifact(a.get("type", port["type"]), name, a, str(store.path(a["uri"])))
                 for a in art
             ]
+        elif port.get("path"):  # InputPath: the function gets the path
+            kwargs[name] = str(store.path(art["uri"]))
         else:
             kwargs[name] = _artifact(port["type"], name, art, str(store.path(art["uri"])))
     out_arts: dict[str, T.Artifact] = {}
-    for name, port in out_ports.items():
+    files: dict[str, Path] = {}  # OutputPath parameters: the file each value is read from
+    for name, port in comp["outputs"].items():
+        if not port.get("artifact") and not port.get("path"):
+            continue
         path = Path(prefix) / "outputs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        out_arts[name] = _artifact(port["type"], name, {}, str(path))
-        kwargs[name] = out_arts[name]
+        if port.get("artifact"):
+            out_arts[name] = _artifact(port["type"], name, {}, str(path))
+        else:
+            files[name] = path
+        kwargs[name] = str(path) if port.get("path") else out_arts[name]
     result = fn(**kwargs)
     sys.stdout.flush()
     arts: Obj = {}
     if store is not None:
         arts = {n: _store_output(store, n, a) for n, a in out_arts.items()}
-    return {"parameters": _parameters(comp, result), "artifacts": arts}
+    return {"parameters": _parameters(comp, result, files), "artifacts": arts}
 
 
-def _parameters(comp: Obj, result: Any) -> Obj:
-    ports = {n: p for n, p in comp["outputs"].items() if not p.get("artifact")}
-    if not ports:
-        return {}
+def _parameters(comp: Obj, result: Any, files: dict[str, Path] | None = None) -> Obj:
+    outs = comp["outputs"]
+    ports = {n: p for n, p in outs.items() if not p.get("artifact") and not p.get("path")}
+    values: Obj = {}
     if list(ports) == ["Output"]:
         values = {"Output": result}
     else:
-        values = {}
         for name in ports:
             if not hasattr(result, name):
                 raise TaskError(f"output {name!r} is missing from the returned {type(result)}")
             values[name] = getattr(result, name)
+    for name, path in (files or {}).items():
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise TaskError(
+                f"output {name!r} was not written: write its value to the file at the path "
+                f"{name!r} holds"
+            ) from None
+        try:
+            values[name] = T.value_from_text(text, outs[name]["type"])
+        except ValueError as exc:
+            kind = outs[name]["type"]
+            raise TaskError(
+                f"output {name!r}: its file does not hold {'an' if kind == 'int' else 'a'} "
+                f"{kind}: {exc}"
+            ) from None
     out: Obj = {}
     for name, value in values.items():
         try:
-            value = T.check_value(value, ports[name]["type"])
+            value = T.check_value(value, outs[name]["type"])
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TaskError(f"output {name!r} cannot be serialised: {exc}") from None

@@ -23,6 +23,30 @@ Input = Annotated[T, _InputMarker]
 Output = Annotated[T, _OutputMarker]
 
 
+class InputPath:
+    """kfp's ``InputPath(Dataset)`` (or ``InputPath('Dataset')``): the component gets the
+    local path of the input artifact, a str. With a parameter type (``InputPath(str)``) it is
+    a plain input parameter, as in kfp."""
+
+    def __init__(self, type: Any = None) -> None:
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"InputPath({self.type!r})"
+
+
+class OutputPath:
+    """kfp's ``OutputPath(...)``: the component gets a local path to write. ``OutputPath(str)``
+    (int, float, bool, list, dict) is an output parameter whose value is the file's content
+    (JSON for a list or dict); ``OutputPath(Model)`` (or ``'Model'``) an output artifact."""
+
+    def __init__(self, type: Any = None) -> None:
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"OutputPath({self.type!r})"
+
+
 class Artifact:
     """A file or folder a task reads or writes: ``.path`` (local), ``.uri``, ``.metadata``."""
 
@@ -128,3 +152,34 @@ def check_value(value: Any, type_name: str) -> Any:
     if not isinstance(value, expected):
         raise TypeError(f"expected a {type_name}, got {type(value).__name__} {value!r}")
     return value
+
+
+_TRUE = ("1", "t", "true")
+_FALSE = ("0", "f", "false")
+
+
+def value_from_text(text: str, type_name: str) -> Any:
+    """An output parameter's value from the file an ``OutputPath`` wrote, as kfp's launcher
+    reads it: a str as it is, numbers and booleans parsed, a list or dict as JSON. Raises
+    ValueError saying what the text should be."""
+    import json
+
+    if type_name == "str":
+        return text
+    word = text.strip()
+    if type_name == "int":
+        return int(word)
+    if type_name == "float":
+        return float(word)
+    if type_name == "bool":
+        if word.lower() in _TRUE:
+            return True
+        if word.lower() in _FALSE:
+            return False
+        raise ValueError(f"expected true or false, got {word[:40]!r}")
+    if type_name in ("list", "dict"):
+        return json.loads(text)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
