@@ -209,9 +209,11 @@ def write_paths(
 
 
 @dsl.component
-def read_paths(text: InputPath("Dataset"), word: str, flag: bool, table: dict, count: int) -> str:
-    with open(text) as fh:
-        return f"{fh.read()} {word} {flag} {table} {count + 1}"
+def read_paths(
+    text: InputPath("Dataset"), word: str, flag: InputPath(bool), table: dict, count: int
+) -> str:
+    with open(text) as fh, open(flag) as f2:
+        return f"{fh.read()} {word} {f2.read()} {table} {count + 1}"
 
 
 @dsl.component
@@ -236,7 +238,7 @@ def paths(message: str = "hi") -> str:
 
 def test_input_and_output_paths_pass_files_as_kfp_does(client: Client) -> None:
     st = client.run_pipeline(paths, {"message": "hi"}).wait(60, check=True)
-    assert st["outputs"] == {"Output": "HI hi True {'a': 1} 42"}
+    assert st["outputs"] == {"Output": "HI hi true {'a': 1} 42"}
     written = st["tasks"]["write-paths"]
     assert written["outputs"] == {"word": "hi", "flag": True, "table": {"a": 1}, "count": 41}
     assert written["artifacts"]["text"]["type"] == "Dataset"

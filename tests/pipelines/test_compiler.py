@@ -241,9 +241,9 @@ def test_lists_of_artifacts_that_do_not_fit_are_compile_errors() -> None:
 
 
 def test_input_and_output_paths_compile_as_kfp_declares_them() -> None:
-    """InputPath(artifact) is an artifact input, InputPath(str) a plain parameter;
-    OutputPath(str) an output parameter, OutputPath('Model') an output artifact; the
-    function gets a path for each, so the ports say so."""
+    """InputPath(artifact) is an artifact input, InputPath(str) a parameter; OutputPath(str)
+    an output parameter, OutputPath('Model') an output artifact; the function gets a path
+    for each, so the ports say so."""
 
     @dsl.component
     def paths(
@@ -258,7 +258,7 @@ def test_input_and_output_paths_compile_as_kfp_declares_them() -> None:
     spec = paths.spec()
     assert spec["inputs"] == {
         "data": {"type": "Dataset", "artifact": True, "path": True},
-        "note": {"type": "str"},
+        "note": {"type": "str", "path": True},
     }
     assert spec["outputs"] == {
         "model": {"type": "Model", "artifact": True, "path": True},

@@ -149,10 +149,9 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
             if art is not None:
                 port = Port(p.name, art, artifact=True, output=output, path=True)
             else:
+                # A parameter passed as a file: the function gets the file's path.
                 ptype = _param_type(hint.type, pwhere)
-                # kfp: InputPath(str) is a plain input parameter; OutputPath(str) a file
-                # whose content is the output's value.
-                port = Port(p.name, ptype, default=p.default, output=output, path=output)
+                port = Port(p.name, ptype, default=p.default, output=output, path=True)
             (outputs if output else inputs).append(port)
         elif hint is PipelineTaskFinalStatus:
             inputs.append(Port(p.name, "finalStatus"))

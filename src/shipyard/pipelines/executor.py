@@ -128,6 +128,11 @@ def _call(req: Obj, comp: Obj, prefix: str) -> Obj:
     fn = ns[comp["function"]]
     kwargs: Obj = {}
     for name, value in (req.get("parameters") or {}).items():
+        if comp["inputs"].get(name, {}).get("path"):  # InputPath(int): a file with the value
+            path = Path(prefix) / "inputs" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(T.value_to_text(value))
+            value = str(path)
         kwargs[name] = value
     if req.get("finalStatus"):
         fs = req["finalStatus"]

@@ -25,8 +25,9 @@ Output = Annotated[T, _OutputMarker]
 
 class InputPath:
     """kfp's ``InputPath(Dataset)`` (or ``InputPath('Dataset')``): the component gets the
-    local path of the input artifact, a str. With a parameter type (``InputPath(str)``) it is
-    a plain input parameter, as in kfp."""
+    local path of the input artifact, a str. With a parameter type (``InputPath(int)``) the
+    input is a parameter, and the component gets the path of a file holding its value (as
+    :func:`value_to_text` writes it)."""
 
     def __init__(self, type: Any = None) -> None:
         self.type = type
@@ -156,6 +157,14 @@ def check_value(value: Any, type_name: str) -> Any:
 
 _TRUE = ("1", "t", "true")
 _FALSE = ("0", "f", "false")
+
+
+def value_to_text(value: Any) -> str:
+    """A parameter's value as an ``InputPath`` file holds it: a str as it is, anything else
+    as JSON (``true``, ``3``, ``[1, 2]``); :func:`value_from_text` reads it back."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def value_from_text(text: str, type_name: str) -> Any:
