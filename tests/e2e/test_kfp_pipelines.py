@@ -110,6 +110,8 @@ def test_kfp_container_components_paths_retries_env_and_failing_exit_handler(
     # set_env_variable reaches the task (and its cache key).
     assert t["env-value"]["outputs"]["Output"] == "GREETING: hello"
     assert t["report"]["outputs"]["Output"] == "SUCCEEDED"
+    # A run-time placeholder in a constant, filled when the task starts.
+    assert t["say"]["outputs"]["Output"] == f"run {h.name}"
 
     again = client.run_pipeline(ir, {"marker": str(tmp_path / "flaky")}).wait(120, check=True)
     assert states(again)["shout"] == "Cached"

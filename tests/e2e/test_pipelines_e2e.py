@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,6 +62,11 @@ def sleeper(seconds: float, marker: str) -> str:
     pathlib.Path(marker).write_text(str(os.getpid()))
     time.sleep(seconds)
     return "woke"
+
+
+@dsl.component
+def echo(value: str) -> str:
+    return value
 
 
 @dsl.component
@@ -257,6 +263,44 @@ def test_input_and_output_paths_pass_files_as_kfp_does(client: Client) -> None:
     )
 
 
+@dsl.pipeline(name="who-am-i")
+def who_am_i() -> dict:
+    with dsl.ParallelFor([1, 2]):
+        in_loop = echo(value=dsl.PIPELINE_TASK_NAME_PLACEHOLDER)
+    return {
+        "job": echo(value=dsl.PIPELINE_JOB_NAME_PLACEHOLDER).output,
+        "resource": echo(value=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER).output,
+        "id": echo(value=dsl.PIPELINE_JOB_ID_PLACEHOLDER).output,
+        "task": echo(value=f"task {dsl.PIPELINE_TASK_NAME_PLACEHOLDER}").output,
+        "task_id": echo(value=dsl.PIPELINE_TASK_ID_PLACEHOLDER).output,
+        "root": echo(value=dsl.PIPELINE_ROOT_PLACEHOLDER).output,
+        "created": echo(value=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER).output,
+        "scheduled": echo(value=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER).output,
+        "loop": total(xs=dsl.Collected(in_loop.output)).output,
+        "unknown": echo(value="{{$.workspace_path}}").output,
+    }
+
+
+@dsl.component
+def total(xs: list) -> str:
+    return ",".join(xs)
+
+
+def test_kfp_placeholders_are_filled_when_a_task_starts(client: Client) -> None:
+    h = client.run_pipeline(who_am_i, {})
+    st = h.wait(60, check=True)
+    md = client.get("pipelineruns", h.name)["metadata"]
+    out = st["outputs"]
+    assert out["job"] == out["resource"] == h.name
+    assert out["id"] == md["uid"]
+    assert out["task"] == "task echo-5"
+    assert len(out["task_id"]) == 36 and out["task_id"] != out["id"]
+    assert Path(out["root"]).is_dir()
+    assert out["created"] == out["scheduled"] == md["creationTimestamp"]
+    assert out["loop"] == "echo,echo"
+    assert out["unknown"] == "{{$.workspace_path}}"  # not one this platform knows: kept
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:
@@ -339,8 +383,9 @@ def test_cancel_stops_running_tasks(client: Client, tmp_path: Path) -> None:
 
 def test_recurring_run_starts_runs_on_schedule_within_max_concurrency(client: Client) -> None:
     @dsl.pipeline
-    def tick(n: int = 1) -> int:
-        return add(a=n, b=1).output
+    def tick(n: int = 1) -> dict:
+        due = echo(value=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER)
+        return {"Output": add(a=n, b=1).output, "due": due.output}
 
     from shipyard.pipelines.compiler import compile_pipeline
 
@@ -370,7 +415,10 @@ def test_recurring_run_starts_runs_on_schedule_within_max_concurrency(client: Cl
     assert len([r for r in runs if r["status"].get("phase") == "Succeeded"]) >= 2
     for r in runs:
         if r["status"].get("phase") == "Succeeded":
-            assert r["status"]["outputs"] == {"Output": 5}
+            # The time it was due: kfp's schedule-time placeholder, and the run's name.
+            due = int(r["metadata"]["name"].rsplit("-", 1)[1])
+            when = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert r["status"]["outputs"] == {"Output": 5, "due": when}
     client.patch("recurringrun", "every-second", {"spec": {"enabled": False}})
     rr = client.get("recurringrun", "every-second")
     assert rr["status"]["runsStarted"] >= 2

@@ -26,6 +26,7 @@ from shipyard.core.selectors import Requirement
 from shipyard.core.store import Event
 from shipyard.errors import AlreadyExists, NotFound
 from shipyard.pipelines.api import DONE, FINAL, PIPELINE_RUN, RUN_TERMINAL, resolve_parameters
+from shipyard.pipelines.placeholders import substitute
 
 log = logging.getLogger(__name__)
 
@@ -710,6 +711,8 @@ class _Run:
                 final = {"input": name, **self._final_status(task)}
                 continue
             value, art = self.resolve(ref, index)
+            if "value" in ref:  # a constant: kfp's run-time placeholders in it are filled
+                value = substitute(value, self.run, task["name"], str(self.ctl.artifacts.root))
             port = comp["inputs"].get(name, {})
             if port.get("artifact"):
                 if art is None and port.get("list") and "collected" in ref:

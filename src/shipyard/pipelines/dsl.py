@@ -27,6 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import Invalid
+from shipyard.pipelines.placeholders import (
+    PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+    PIPELINE_JOB_ID_PLACEHOLDER,
+    PIPELINE_JOB_NAME_PLACEHOLDER,
+    PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+    PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+    PIPELINE_ROOT_PLACEHOLDER,
+    PIPELINE_TASK_ID_PLACEHOLDER,
+    PIPELINE_TASK_NAME_PLACEHOLDER,
+)
 from shipyard.pipelines.types import (
     ARTIFACT_TYPES,
     HTML,
@@ -47,6 +57,14 @@ from shipyard.pipelines.types import (
 
 __all__ = [
     "HTML",
+    "PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER",
+    "PIPELINE_JOB_ID_PLACEHOLDER",
+    "PIPELINE_JOB_NAME_PLACEHOLDER",
+    "PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER",
+    "PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER",
+    "PIPELINE_ROOT_PLACEHOLDER",
+    "PIPELINE_TASK_ID_PLACEHOLDER",
+    "PIPELINE_TASK_NAME_PLACEHOLDER",
     "Artifact",
     "ClassificationMetrics",
     "Collected",

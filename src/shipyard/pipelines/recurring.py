@@ -11,6 +11,7 @@ from shipyard.core.controller import Controller
 from shipyard.core.resource import Obj, owner_ref, parse_time
 from shipyard.errors import AlreadyExists, NotFound
 from shipyard.pipelines.api import PIPELINE_RUN, RECURRING_RUN, RUN_TERMINAL
+from shipyard.pipelines.placeholders import SCHEDULED_TIME
 from shipyard.pipelines.schedule import next_after
 
 RECURRING_LABEL = "pipelines.shipyard.dev/recurring-run"
@@ -77,7 +78,8 @@ class RecurringRunController(Controller):
         for key in ("pipelineRef", "pipelineSpec"):
             if spec.get(key):
                 run_spec[key] = spec[key]
-        annotations = {}
+        # kfp's PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER gives a run's tasks this time.
+        annotations = {SCHEDULED_TIME: due.strftime("%Y-%m-%dT%H:%M:%SZ")}
         src = (md.get("annotations") or {}).get("shipyard.dev/source-dir")
         if src:
             annotations["shipyard.dev/source-dir"] = src

@@ -182,3 +182,4 @@ def ops(msg: str = "hey", marker: str = "/tmp/kfp-flaky", fail: bool = False) ->
         env = env_value(name="GREETING").set_env_variable("GREETING", "hello")
         env.after(fl)
         maybe_fail(fail=fail).after(env)
+        say(msg=f"run {dsl.PIPELINE_JOB_NAME_PLACEHOLDER}")
