@@ -8,7 +8,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import pytest
 
@@ -299,6 +299,23 @@ def test_kfp_placeholders_are_filled_when_a_task_starts(client: Client) -> None:
     assert out["created"] == out["scheduled"] == md["creationTimestamp"]
     assert out["loop"] == "echo,echo"
     assert out["unknown"] == "{{$.workspace_path}}"  # not one this platform knows: kept
+
+
+@dsl.component
+def maybe(x: Optional[int] = None, name: Optional[str] = "a") -> str:  # noqa: UP045
+    return f"{x} {name}"
+
+
+@dsl.pipeline(name="optional")
+def optional(v: Optional[int] = None) -> dict:  # noqa: UP045
+    return {"left": maybe(x=None, name=None).output, "given": maybe(x=v).output}
+
+
+def test_optional_inputs_run_with_their_defaults_or_values(client: Client) -> None:
+    st = client.run_pipeline(optional, {}).wait(60, check=True)
+    assert st["outputs"] == {"left": "None a", "given": "None a"}
+    st = client.run_pipeline(optional, {"v": 7}).wait(60, check=True)
+    assert st["outputs"] == {"left": "None a", "given": "7 a"}
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -3,7 +3,7 @@ and ports involved."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import pytest
 
@@ -280,3 +280,25 @@ def test_input_and_output_paths_compile_as_kfp_declares_them() -> None:
         @dsl.component
         def clash(Output: OutputPath(str)) -> int:
             return 1
+
+
+def test_optional_inputs_may_be_left_out_or_given_none() -> None:
+    @dsl.component
+    def opt(x: Optional[int] = None, name: str | None = "a") -> str:  # noqa: UP045  (kfp's spelling)
+        return f"{x} {name}"
+
+    assert opt.spec()["inputs"] == {
+        "x": {"type": "int", "default": None},
+        "name": {"type": "str", "default": "a"},
+    }
+
+    @dsl.pipeline
+    def p(v: Optional[int] = None) -> str:  # noqa: UP045
+        opt(x=None, name=None)
+        return opt(x=v).output
+
+    spec = compile_pipeline(p)["spec"]
+    assert spec["parameters"] == {"v": {"type": "int", "default": None}}
+    first, second = spec["tasks"]
+    assert "inputs" not in first  # None leaves an Optional input out: its default applies
+    assert second["inputs"] == {"x": {"parameter": "v"}}

@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import textwrap
+import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,7 @@ class Port:
     output: bool = False
     many: bool = False  # Input[List[Dataset]]: the artifacts of a dsl.Collected
     path: bool = False  # InputPath/OutputPath: the function gets a local path (a str)
+    optional: bool = False  # Optional[int]: None leaves it out (compile time only)
 
     def spec(self) -> Obj:
         out: Obj = {"type": self.type}
@@ -122,7 +124,17 @@ class Port:
         return out
 
 
+def _optional(hint: Any) -> bool:
+    """Optional[int] (int | None): kfp takes it as an int that may be left out."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+
+
 def _param_type(hint: Any, where: str) -> str:
+    if _optional(hint):
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(rest) == 1:
+            hint = rest[0]
     origin = typing.get_origin(hint) or hint
     if hint is Any or hint is inspect.Parameter.empty:
         return "any"
@@ -176,7 +188,8 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
         elif isinstance(hint, type) and issubclass(hint, Artifact):
             inputs.append(Port(p.name, hint.__name__, artifact=True))
         else:
-            inputs.append(Port(p.name, _param_type(hint, pwhere), default=p.default))
+            ptype = _param_type(hint, pwhere)
+            inputs.append(Port(p.name, ptype, default=p.default, optional=_optional(hint)))
     ret = hints.get("return", None)
     if ret is not None and ret is not type(None):
         fields = getattr(ret, "__annotations__", None) if hasattr(ret, "_fields") else None
@@ -706,7 +719,8 @@ class _Builder:
             if port.type == "finalStatus":
                 task.inputs[port.name] = {"finalStatus": True}
                 continue
-            if port.name not in kwargs:
+            if port.name not in kwargs or (kwargs[port.name] is None and port.optional):
+                # (None for an Optional input: left out, as kfp leaves it out)
                 if port.default is inspect.Parameter.empty:
                     raise CompileError(
                         f"task {name!r}: missing argument {port.name!r} of component {comp.name!r}"
