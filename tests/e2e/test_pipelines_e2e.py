@@ -318,6 +318,64 @@ def test_optional_inputs_run_with_their_defaults_or_values(client: Client) -> No
     assert st["outputs"] == {"left": "None a", "given": "7 a"}
 
 
+@dsl.container_component
+def say_hello(name: str, greeting: OutputPath(str)):
+    return dsl.ContainerSpec(
+        image="alpine", command=["sh", "-c", 'echo Hello, "$0"! | tee "$1"'], args=[name, greeting]
+    )
+
+
+@dsl.container_component
+def write_text(text: str, out: Output[Dataset], tag: Optional[str] = None):  # noqa: UP045
+    return dsl.ContainerSpec(
+        image="alpine",
+        command=["sh", "-c", f'printf "%s" "$0" > {out.path}'],
+        args=[dsl.ConcatPlaceholder([text, dsl.IfPresentPlaceholder("tag", ["+", tag], "!")])],
+    )
+
+
+@dsl.container_component
+def exit_with(code: int):
+    return dsl.ContainerSpec(image="alpine", command=["sh", "-c", f"exit {code}"])
+
+
+@dsl.component
+def read_text(data: Input[Dataset]) -> str:
+    with open(data.path) as fh:
+        return fh.read()
+
+
+@dsl.pipeline(name="commands")
+def commands(who: str = "Ada") -> dict:
+    hello = say_hello(name=who)
+    plain = write_text(text=hello.output)
+    tagged = write_text(text="x", tag="t1")
+    return {
+        "greeting": hello.output,
+        "plain": read_text(data=plain.outputs["out"]).output,
+        "tagged": read_text(data=tagged.outputs["out"]).output,
+    }
+
+
+def test_container_components_run_their_commands(client: Client) -> None:
+    h = client.run_pipeline(commands, {"who": "Ada"})
+    st = h.wait(60, check=True)
+    assert st["outputs"] == {
+        "greeting": "Hello, Ada!\n",
+        "plain": "Hello, Ada!\n!",
+        "tagged": "x+t1",
+    }
+    assert "Hello, Ada!" in "".join(client.logs(st["tasks"]["say-hello"]["pod"]))
+
+    @dsl.pipeline(name="commands-fail")
+    def fails() -> None:
+        exit_with(code=3)
+
+    st = client.run_pipeline(fails, {}).wait(60)
+    assert st["phase"] == "Failed"
+    assert "container command 'sh' exited with code 3" in st["tasks"]["exit-with"]["message"]
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

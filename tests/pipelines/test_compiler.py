@@ -3,6 +3,7 @@ and ports involved."""
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple, Optional
 
 import pytest
@@ -302,3 +303,67 @@ def test_optional_inputs_may_be_left_out_or_given_none() -> None:
     first, second = spec["tasks"]
     assert "inputs" not in first  # None leaves an Optional input out: its default applies
     assert second["inputs"] == {"x": {"parameter": "v"}}
+
+
+def test_a_container_component_compiles_its_command_with_kfp_placeholders() -> None:
+    @dsl.container_component
+    def greet(name: str, data: Input[Dataset], out: Output[Model], note: OutputPath(str),
+              tag: Optional[str] = None):  # fmt: skip  # noqa: UP045
+        return dsl.ContainerSpec(
+            image="alpine:3",
+            command=["sh", "-c", f"cat {data.path} > {out.path}; echo {name} > {note}", 3],
+            args=[dsl.ConcatPlaceholder(["--tag=", dsl.IfPresentPlaceholder("tag", tag, "none")])],
+        )
+
+    spec = greet.spec()
+    assert spec["image"] == "alpine:3"
+    assert spec["function"] == "_kfp_container"
+    assert spec["inputs"] == {
+        "name": {"type": "str"},
+        "data": {"type": "Dataset", "artifact": True},
+        "tag": {"type": "str", "default": None},
+    }
+    assert spec["outputs"] == {
+        "out": {"type": "Model", "artifact": True},
+        "note": {"type": "str"},
+    }
+    script = (
+        "cat {{$.inputs.artifacts['data'].path}} > {{$.outputs.artifacts['out'].path}}; "
+        "echo {{$.inputs.parameters['name']}} > {{$.outputs.parameters['note'].output_file}}"
+    )
+    assert repr(["sh", "-c", script, "3"]) in spec["source"]
+    concat = {"Concat": ["--tag=", {"IfPresent": {"InputName": "tag", "Then": [
+        "{{$.inputs.parameters['tag']}}"], "Else": ["none"]}}]}  # fmt: skip
+    assert repr([json.dumps(concat, sort_keys=True)]) in spec["source"]
+
+
+def test_container_components_that_cannot_run_are_compile_errors() -> None:
+    with pytest.raises(CompileError, match=r"must return dsl\.ContainerSpec"):
+
+        @dsl.container_component
+        def nothing(x: int):
+            return ["echo", x]
+
+    with pytest.raises(CompileError, match="has no command or args"):
+
+        @dsl.container_component
+        def empty(x: int):
+            return dsl.ContainerSpec(image="alpine")
+
+    with pytest.raises(CompileError, match="IfPresentPlaceholder names no input 'y'"):
+
+        @dsl.container_component
+        def unknown(x: int):
+            return dsl.ContainerSpec(image="a", args=[dsl.IfPresentPlaceholder("y", ["-y"])])
+
+    with pytest.raises(CompileError, match="takes strings, numbers and the function's inputs"):
+
+        @dsl.container_component
+        def odd(x: int):
+            return dsl.ContainerSpec(image="a", command=["echo", {"x": 1}])
+
+    with pytest.raises(CompileError, match="parameter 'x': a container component takes"):
+
+        @dsl.container_component
+        def by_file(x: InputPath(int)):
+            return dsl.ContainerSpec(image="a", command=["cat", x])

@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shipyard.errors import Invalid
@@ -69,12 +69,15 @@ __all__ = [
     "Artifact",
     "ClassificationMetrics",
     "Collected",
+    "ConcatPlaceholder",
     "Condition",
+    "ContainerSpec",
     "Dataset",
     "Elif",
     "Else",
     "ExitHandler",
     "If",
+    "IfPresentPlaceholder",
     "Input",
     "InputPath",
     "Markdown",
@@ -86,6 +89,7 @@ __all__ = [
     "PipelineTask",
     "PipelineTaskFinalStatus",
     "component",
+    "container_component",
     "pipeline",
 ]
 
@@ -146,8 +150,8 @@ def _param_type(hint: Any, where: str) -> str:
     )
 
 
-def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
-    where = f"component {fn.__name__!r}"
+def _ports(fn: Callable[..., Any], where: str = "") -> tuple[list[Port], list[Port]]:
+    where = where or f"component {fn.__name__!r}"
     hints = typing.get_type_hints(fn, include_extras=True)
     inputs: list[Port] = []
     outputs: list[Port] = []
@@ -191,6 +195,8 @@ def _ports(fn: Callable[..., Any]) -> tuple[list[Port], list[Port]]:
             ptype = _param_type(hint, pwhere)
             inputs.append(Port(p.name, ptype, default=p.default, optional=_optional(hint)))
     ret = hints.get("return", None)
+    if ret is ContainerSpec:
+        ret = None  # a container component's function returns its command
     if ret is not None and ret is not type(None):
         fields = getattr(ret, "__annotations__", None) if hasattr(ret, "_fields") else None
         if fields:
@@ -250,6 +256,7 @@ class Component:
     def __init__(self, fn: Callable[..., Any], options: Obj) -> None:
         self.fn = fn
         self.name = fn.__name__
+        self.function = fn.__name__  # what the executor calls in the source
         self.inputs, self.outputs = _ports(fn)
         self.source = _source(fn)
         self.imports = _imports(self.source)  # parsed once: spec() runs for every task
@@ -259,7 +266,7 @@ class Component:
 
     def spec(self) -> Obj:
         body: Obj = {
-            "function": self.name,
+            "function": self.function,
             "source": self.source,
             "imports": list(self.imports),
             "inputs": {p.name: p.spec() for p in self.inputs},
@@ -325,6 +332,161 @@ def component(
         return Component(fn, options)
 
     return wrap(func) if func is not None else wrap
+
+
+@dataclass
+class ContainerSpec:
+    """What a ``@dsl.container_component`` function returns (kfp's shape): the image (used
+    on Kubernetes, recorded locally), and the command and args, in which the function's
+    inputs and outputs stand for kfp's placeholders."""
+
+    image: str
+    command: list[Any] | None = None
+    args: list[Any] | None = None
+
+
+class ConcatPlaceholder:
+    """kfp's ``dsl.ConcatPlaceholder([...])``: one argument joined from several items."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = list(items)
+
+    def ir(self) -> Obj:
+        return {"Concat": [_command_item(i) for i in self.items]}
+
+
+class IfPresentPlaceholder:
+    """kfp's ``dsl.IfPresentPlaceholder(input_name=..., then=[...], else_=[...])``: the
+    ``then`` items if the (optional) input has a value when the task runs, else ``else_``."""
+
+    def __init__(self, input_name: str, then: Any, else_: Any = None) -> None:
+        self.input_name, self.then, self.else_ = input_name, then, else_
+
+    def ir(self) -> Obj:
+        def items(x: Any) -> list[Any]:
+            return [_command_item(i) for i in (x if isinstance(x, list) else [x])]
+
+        spec: Obj = {"InputName": self.input_name, "Then": items(self.then)}
+        if self.else_ is not None:
+            spec["Else"] = items(self.else_)
+        return {"IfPresent": spec}
+
+
+def _command_item(item: Any) -> Any:
+    if isinstance(item, ConcatPlaceholder | IfPresentPlaceholder):
+        return item.ir()
+    if isinstance(item, bool) or not isinstance(item, str | int | float):
+        raise CompileError(
+            f"a container command takes strings, numbers and the function's inputs and "
+            f"outputs, not {item!r}"
+        )
+    return str(item)
+
+
+class _ArtifactPlaceholders:
+    """An artifact input or output inside a container component: kfp's placeholders for its
+    ``.path``, ``.uri`` and ``.metadata``."""
+
+    def __init__(self, side: str, name: str) -> None:
+        base = f"{{{{$.{side}.artifacts['{name}']"
+        self.path, self.uri, self.metadata = (
+            f"{base}.{a}}}}}" for a in ("path", "uri", "metadata")
+        )
+
+
+class ContainerComponent(Component):
+    """A step that runs a command, made by ``@dsl.container_component`` (kfp's shape)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        where = f"container component {fn.__name__!r}"
+        inputs, outputs = _ports(fn, where)
+        stand_ins: Obj = {}
+        for port in inputs + outputs:
+            side = "outputs" if port.output else "inputs"
+            if (
+                port.type == "finalStatus"
+                or port.many
+                or (port.path and not port.output and not port.artifact)
+            ):
+                raise CompileError(
+                    f"{where}, parameter {port.name!r}: a container component takes "
+                    "parameters (int, str, ...), Input[...] / Output[...] artifacts, "
+                    "InputPath(artifact) and OutputPath(...)"
+                )
+            if port.artifact:
+                art = _ArtifactPlaceholders(side, port.name)
+                stand_ins[port.name] = art.path if port.path else art
+            elif port.output:
+                stand_ins[port.name] = f"{{{{$.outputs.parameters['{port.name}'].output_file}}}}"
+            else:
+                stand_ins[port.name] = f"{{{{$.inputs.parameters['{port.name}']}}}}"
+        spec = fn(**stand_ins)
+        if not isinstance(spec, ContainerSpec):
+            raise CompileError(f"{where} must return dsl.ContainerSpec(image=..., command=...)")
+        if not spec.command and not spec.args:
+            raise CompileError(f"{where}: its ContainerSpec has no command or args")
+        names = {p.name for p in inputs}
+        command, args = (
+            [_as_arg(_command_item(i), names, where) for i in items or []]
+            for items in (spec.command, spec.args)
+        )
+        # The command reads and writes through the placeholders: no port is a path the
+        # executor hands the function.
+        self.inputs = [replace(p, path=False) for p in inputs]
+        self.outputs = [replace(p, path=False) for p in outputs]
+        from shipyard.pipelines.kfp import container_body
+
+        body = container_body(
+            command,
+            args,
+            {p.name: p.spec() for p in self.inputs},
+            {p.name: p.spec() for p in self.outputs},
+        )
+        self.fn = fn
+        self.name = fn.__name__
+        self.function = body["function"]
+        self.source = body["source"]
+        self.imports = list(body["imports"])
+        self.options = {
+            "image": spec.image,
+            "packages": [],
+            "cpu": None,
+            "memory": None,
+            "gpu": None,
+            "node_selector": {},
+            "retries": 0,
+            "cache": True,
+            "isolation": None,
+        }
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+
+def _as_arg(item: Any, inputs: set[str], where: str) -> str:
+    """A command item as the IR writes it: a string, Concat / IfPresent as JSON."""
+    if isinstance(item, dict):
+        for cond in _if_present(item):
+            if cond not in inputs:
+                raise CompileError(f"{where}: IfPresentPlaceholder names no input {cond!r}")
+        return json.dumps(item, sort_keys=True)
+    return str(item)
+
+
+def _if_present(item: Any) -> Iterator[str]:
+    if isinstance(item, dict):
+        if "IfPresent" in item:
+            yield item["IfPresent"]["InputName"]
+        for value in item.values():
+            yield from _if_present(value)
+    elif isinstance(item, list):
+        for value in item:
+            yield from _if_present(value)
+
+
+def container_component(func: Callable[..., Any]) -> ContainerComponent:
+    """``@dsl.container_component``: a step that runs the command of the ContainerSpec the
+    function returns; its inputs and outputs stand for kfp's placeholders in it."""
+    return ContainerComponent(func)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -660,22 +660,29 @@ class _Translator:
             for ph in re.findall(r"\{\{\$[^}]*\}\}", text):
                 if not _PLACEHOLDER.fullmatch(ph):
                     raise self.fail(f"{what} uses the placeholder {ph}, which is not supported")
-        contract = {
-            "command": command,
-            "args": args,
-            "types": {n: p["type"] for n, p in inputs.items() if not p.get("artifact")},
-            "defaults": {n: p["default"] for n, p in inputs.items() if "default" in p},
-            "outputs": {n: p["type"] for n, p in outputs.items() if not p.get("artifact")},
-        }
-        return {
-            "function": "_kfp_container",
-            "source": (
-                "def _kfp_container(**kwargs):\n"
-                "    from shipyard.pipelines.kfp import run_container\n\n"
-                f"    return run_container(kwargs, {contract!r})\n"
-            ),
-            "imports": [],
-        }
+        return container_body(command, args, inputs, outputs)
+
+
+def container_body(command: list[Any], args: list[Any], inputs: Obj, outputs: Obj) -> Obj:
+    """The component body that runs a container component's command (kfp's placeholders in
+    it, and Concat / IfPresent items as the IR writes them) through :func:`run_container`,
+    for a kfp IR container component and a ``@dsl.container_component`` alike."""
+    contract = {
+        "command": command,
+        "args": args,
+        "types": {n: p["type"] for n, p in inputs.items() if not p.get("artifact")},
+        "defaults": {n: p["default"] for n, p in inputs.items() if "default" in p},
+        "outputs": {n: p["type"] for n, p in outputs.items() if not p.get("artifact")},
+    }
+    return {
+        "function": "_kfp_container",
+        "source": (
+            "def _kfp_container(**kwargs):\n"
+            "    from shipyard.pipelines.kfp import run_container\n\n"
+            f"    return run_container(kwargs, {contract!r})\n"
+        ),
+        "imports": [],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
