@@ -124,6 +124,18 @@ def test_kfp_container_components_paths_retries_env_and_failing_exit_handler(
     assert bad["tasks"]["report"]["outputs"]["Output"] == "FAILED"
 
 
+def test_a_kfp_importer_brings_a_file_in_as_an_artifact(client: Client, tmp_path: Path) -> None:
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b")
+    ir = FIXTURES / "imports.yaml"
+    st = client.run_pipeline(ir, {"uri": str(data)}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "a,b {'origin': 'test'}"}
+    data.write_text("c,d")  # read again on the next run, not a cached copy
+    st = client.run_pipeline(ir, {"uri": f"file://{data}"}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "c,d {'origin': 'test'}"}
+    assert st["tasks"]["importer"]["artifacts"]["artifact"]["type"] == "Dataset"
+
+
 def test_unsupported_kfp_features_are_refused_naming_the_task(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -376,6 +376,41 @@ def test_container_components_run_their_commands(client: Client) -> None:
     assert "container command 'sh' exited with code 3" in st["tasks"]["exit-with"]["message"]
 
 
+@dsl.component
+def describe(data: Input[Dataset]) -> str:
+    import os
+
+    if os.path.isdir(data.path):
+        return f"folder {sorted(os.listdir(data.path))} {data.metadata}"
+    with open(data.path) as fh:
+        return f"file {fh.read()} {data.metadata}"
+
+
+@dsl.pipeline(name="imports")
+def imports(uri: str, folder: str) -> dict:
+    one = dsl.importer(artifact_uri=uri, artifact_class=Dataset, metadata={"origin": "disk"})
+    many = dsl.importer(artifact_uri=folder, artifact_class=Dataset, reimport=True)
+    return {"file": describe(data=one.output).output, "folder": describe(data=many.output).output}
+
+
+def test_dsl_importer_brings_files_and_folders_in_as_artifacts(
+    client: Client, tmp_path: Path
+) -> None:
+    (tmp_path / "rows.csv").write_text("a,b")
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "p1").write_text("1")
+    args = {"uri": str(tmp_path / "rows.csv"), "folder": f"file://{tmp_path / 'parts'}"}
+    st = client.run_pipeline(imports, args).wait(60, check=True)
+    assert st["outputs"] == {"file": "file a,b {'origin': 'disk'}", "folder": "folder ['p1'] {}"}
+    (tmp_path / "rows.csv").write_text("c,d")  # read again on the next run: no stale copy
+    st = client.run_pipeline(imports, args).wait(60, check=True)
+    assert st["outputs"]["file"] == "file c,d {'origin': 'disk'}"
+    st = client.run_pipeline(imports, {**args, "uri": str(tmp_path / "gone.csv")}).wait(60)
+    assert st["phase"] == "Failed"
+    assert "No such file or directory" in st["tasks"]["importer-dataset"]["message"]
+    assert "gone.csv" in st["tasks"]["importer-dataset"]["message"]
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

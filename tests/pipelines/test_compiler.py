@@ -367,3 +367,23 @@ def test_container_components_that_cannot_run_are_compile_errors() -> None:
         @dsl.container_component
         def by_file(x: InputPath(int)):
             return dsl.ContainerSpec(image="a", command=["cat", x])
+
+
+def test_dsl_importer_is_a_task_whose_output_is_the_artifact() -> None:
+    @dsl.pipeline
+    def p(uri: str) -> int:
+        data = dsl.importer(artifact_uri=uri, artifact_class=Dataset, metadata={"k": 1})
+        return one(data=data.output).output
+
+    spec = compile_pipeline(p)["spec"]
+    imp = spec["components"]["importer-dataset"]
+    assert imp["outputs"] == {"artifact": {"type": "Dataset", "artifact": True}}
+    assert imp["inputs"] == {
+        "artifact_uri": {"type": "str"},
+        "metadata": {"type": "dict", "default": {}},
+    }
+    task = spec["tasks"][0]
+    assert task["inputs"] == {"artifact_uri": {"parameter": "uri"}, "metadata": {"value": {"k": 1}}}
+    assert task["cache"] is False  # its URI's content may change between runs
+    with pytest.raises(CompileError, match="artifact_class must be an artifact class"):
+        compile_pipeline(dsl.pipeline(lambda: dsl.importer(artifact_uri="x", artifact_class=int)))

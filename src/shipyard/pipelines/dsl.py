@@ -90,6 +90,7 @@ __all__ = [
     "PipelineTaskFinalStatus",
     "component",
     "container_component",
+    "importer",
     "pipeline",
 ]
 
@@ -481,6 +482,47 @@ def _if_present(item: Any) -> Iterator[str]:
     elif isinstance(item, list):
         for value in item:
             yield from _if_present(value)
+
+
+class _Importer(Component):
+    """What ``dsl.importer`` adds: a task that copies the file or folder at a URI (a local
+    path, ``file://``, or any scheme fsspec reads) into the artifact store as its output
+    ``artifact``, so tasks after it read it as they read any other artifact."""
+
+    def __init__(self, artifact_class: type[Artifact]) -> None:
+        self.fn = None  # type: ignore[assignment]
+        # One component per artifact class (a pipeline's components are named uniquely).
+        kind = artifact_class.__name__
+        self.name = "importer" if kind == "Artifact" else f"importer-{kind.lower()}"
+        from shipyard.pipelines import importer as imp
+
+        made = imp.body()
+        self.function, self.source, self.imports = made["function"], made["source"], []
+        self.inputs = [Port("artifact_uri", "str"), Port("metadata", "dict", default={})]
+        self.outputs = [Port("artifact", artifact_class.__name__, artifact=True, output=True)]
+        self.options = {"packages": [], "node_selector": {}, "retries": 0, "cache": False}
+        self.__doc__ = _Importer.__doc__
+        self.__name__ = "importer"
+
+
+def importer(
+    artifact_uri: Any,
+    artifact_class: type[Artifact] = Artifact,
+    reimport: bool = False,
+    metadata: Obj | None = None,
+) -> PipelineTask:
+    """kfp's ``dsl.importer``: bring the file or folder at ``artifact_uri`` (a constant or a
+    pipeline parameter) into the run as an artifact of ``artifact_class``, with ``metadata``;
+    its ``.output`` feeds other tasks. The content is read again on every run (the store
+    keeps one copy of equal content), so ``reimport`` changes nothing here."""
+    if not (isinstance(artifact_class, type) and issubclass(artifact_class, Artifact)):
+        raise CompileError(
+            f"dsl.importer: artifact_class must be an artifact class, not {artifact_class!r}"
+        )
+    args: Obj = {"artifact_uri": artifact_uri}
+    if metadata:
+        args["metadata"] = metadata
+    return _Importer(artifact_class)(**args)
 
 
 def container_component(func: Callable[..., Any]) -> ContainerComponent:

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from shipyard.errors import Invalid
+from shipyard.pipelines.importer import body as importer_body
 
 Obj = dict[str, Any]
 API_VERSION = "shipyard.dev/v1"
@@ -478,16 +479,19 @@ class _Translator:
         executor = self.executors.get(label)
         if executor is None:
             raise self.fail(f"{what}: component {cname!r} has no executor {label!r}")
-        if "container" not in executor:
-            kind = ", ".join(executor) or "empty"
-            hint = {"importer": " (dsl.importer)", "resolver": " (a resolver)"}.get(kind, "")
-            raise self.fail(f"{what} uses a {kind} executor{hint}, which is not supported")
-        container: Obj = executor["container"]
-        extra = sorted(set(container) - CONTAINER_KEYS)
-        if extra:
-            raise self.fail(f"{what}: executor {label!r} uses {', '.join(extra)}")
         key = _component_key(cname)
-        comp = self._component(key, kcomp, container, what)
+        container: Obj = executor.get("container") or {}
+        if "importer" in executor:
+            comp = self._component(key, kcomp, container, what, importer=executor["importer"])
+        elif "container" in executor:
+            extra = sorted(set(container) - CONTAINER_KEYS)
+            if extra:
+                raise self.fail(f"{what}: executor {label!r} uses {', '.join(extra)}")
+            comp = self._component(key, kcomp, container, what)
+        else:
+            kind = ", ".join(executor) or "empty"
+            hint = {"resolver": " (a resolver)"}.get(kind, "")
+            raise self.fail(f"{what} uses a {kind} executor{hint}, which is not supported")
         if key in self.comps and self.comps[key]["digest"] != comp["digest"]:
             raise self.fail(f"two components translate to the name {key!r}")
         self.comps[key] = comp
@@ -542,7 +546,8 @@ class _Translator:
                 for k in ("maxRetryCount", "backoffDuration", "backoffFactor", "backoffMaxDuration")
                 if k in retry
             }
-        if not (kt.get("cachingOptions") or {}).get("enableCache"):
+        if not (kt.get("cachingOptions") or {}).get("enableCache") or "importer" in executor:
+            # (an importer reads its URI each time: a cached copy could be stale)
             task["cache"] = False
         resources = _resources(container.get("resources") or {}, self.fail, what)
         if resources:
@@ -564,7 +569,9 @@ class _Translator:
 
     # -- components -------------------------------------------------------------------------------
 
-    def _component(self, key: str, kcomp: Obj, container: Obj, what: str) -> Obj:
+    def _component(
+        self, key: str, kcomp: Obj, container: Obj, what: str, importer: Obj | None = None
+    ) -> Obj:
         inputs: Obj = {}
         outputs: Obj = {}
         for side, ports in (("input", inputs), ("output", outputs)):
@@ -583,7 +590,9 @@ class _Translator:
         command = [str(c) for c in container.get("command") or []]
         args = [str(a) for a in container.get("args") or []]
         body: Obj
-        if any("kfp.dsl.executor_main" in c for c in command):
+        if importer is not None:
+            body = self._importer(importer, inputs, outputs, what)
+        elif any("kfp.dsl.executor_main" in c for c in command):
             body = self._lightweight(command, args, inputs, outputs, what)
         else:
             body = self._container(command, args, inputs, outputs, what)
@@ -650,6 +659,25 @@ class _Translator:
         if packages:
             body["packages"] = packages
         return body
+
+    def _importer(self, spec: Obj, inputs: Obj, outputs: Obj, what: str) -> Obj:
+        """A dsl.importer node: the component that copies its URI into the store."""
+        uri = spec.get("artifactUri") or {}
+        if "runtimeParameter" in uri:
+            name: str | None = str(uri["runtimeParameter"])
+            if name not in inputs:
+                raise self.fail(f"{what}: the importer's URI input {name!r} is not declared")
+            const = ""
+        elif "constant" in uri:
+            name, const = None, str(uri["constant"])
+        else:
+            raise self.fail(f"{what}: the importer has no artifactUri")
+        if list(outputs) != ["artifact"]:
+            raise self.fail(f"{what}: an importer outputs one artifact, named 'artifact'")
+        meta = spec.get("metadata") or {}
+        if "{{$" in json.dumps(meta):
+            raise self.fail(f"{what}: importer metadata with placeholders is not supported")
+        return importer_body(name, const, dict(meta))
 
     def _container(
         self, command: list[str], args: list[str], inputs: Obj, outputs: Obj, what: str

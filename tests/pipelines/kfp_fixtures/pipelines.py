@@ -183,3 +183,15 @@ def ops(msg: str = "hey", marker: str = "/tmp/kfp-flaky", fail: bool = False) ->
         env.after(fl)
         maybe_fail(fail=fail).after(env)
         say(msg=f"run {dsl.PIPELINE_JOB_NAME_PLACEHOLDER}")
+
+
+@dsl.component
+def read_text(data: Input[Dataset]) -> str:
+    with open(data.path) as fh:
+        return f"{fh.read()} {data.metadata}"
+
+
+@dsl.pipeline(name="kfp-imports")
+def imports(uri: str) -> str:
+    imported = dsl.importer(artifact_uri=uri, artifact_class=Dataset, metadata={"origin": "test"})
+    return read_text(data=imported.output).output
