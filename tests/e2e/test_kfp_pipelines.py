@@ -136,6 +136,15 @@ def test_a_kfp_importer_brings_a_file_in_as_an_artifact(client: Client, tmp_path
     assert st["tasks"]["importer"]["artifacts"]["artifact"]["type"] == "Dataset"
 
 
+def test_kfp_ignore_upstream_failure_runs_the_task_with_its_default(client: Client) -> None:
+    ir = FIXTURES / "ignore.yaml"
+    st = client.run_pipeline(ir, {"fail": True}).wait(60)
+    assert st["phase"] == "Failed"
+    assert st["tasks"]["summary"]["outputs"] == {"Output": "summary: upstream failed"}
+    st = client.run_pipeline(ir, {"fail": False}).wait(60, check=True)
+    assert st["tasks"]["summary"]["outputs"] == {"Output": "summary: ok"}
+
+
 def test_unsupported_kfp_features_are_refused_naming_the_task(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

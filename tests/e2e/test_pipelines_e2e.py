@@ -411,6 +411,39 @@ def test_dsl_importer_brings_files_and_folders_in_as_artifacts(
     assert "gone.csv" in st["tasks"]["importer-dataset"]["message"]
 
 
+@dsl.component
+def fail_with(msg: str) -> str:
+    raise ValueError(msg)
+
+
+@dsl.component
+def report(msg: str = "upstream failed") -> str:
+    return "report: " + msg
+
+
+@dsl.pipeline(name="ignore-upstream")
+def ignore_upstream(fail: bool) -> None:
+    with dsl.If(fail == True):  # noqa: E712  (a condition the pipeline compiles)
+        broken = fail_with(msg="boom")
+        report(msg=broken.output).ignore_upstream_failure()
+    with dsl.Else():
+        fine = echo(value="fine")
+        report(msg=fine.output).ignore_upstream_failure()
+
+
+def test_ignore_upstream_failure_runs_a_task_after_a_failure_with_its_default(
+    client: Client,
+) -> None:
+    st = client.run_pipeline(ignore_upstream, {"fail": True}, cache=False).wait(60)
+    assert st["phase"] == "Failed"  # the failure still fails the run
+    assert states(st) == {"fail-with": "Failed", "report": "Succeeded", "echo": "Skipped",
+                          "report-2": "Skipped"}  # fmt: skip
+    assert st["tasks"]["report"]["outputs"] == {"Output": "report: upstream failed"}
+    st = client.run_pipeline(ignore_upstream, {"fail": False}, cache=False).wait(60, check=True)
+    assert states(st)["report"] == "Skipped"  # outside its branch, it does not run
+    assert st["tasks"]["report-2"]["outputs"] == {"Output": "report: fine"}
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

@@ -387,3 +387,25 @@ def test_dsl_importer_is_a_task_whose_output_is_the_artifact() -> None:
     assert task["cache"] is False  # its URI's content may change between runs
     with pytest.raises(CompileError, match="artifact_class must be an artifact class"):
         compile_pipeline(dsl.pipeline(lambda: dsl.importer(artifact_uri="x", artifact_class=int)))
+
+
+def test_ignore_upstream_failure_makes_a_task_follow_its_upstream_whatever_the_outcome() -> None:
+    @dsl.component
+    def report(x: int = -1) -> int:
+        return x
+
+    @dsl.pipeline
+    def p() -> None:
+        first = consume_int(x=1)
+        report(x=first.output).after(produce(n=1)).ignore_upstream_failure()
+
+    tasks = {t["name"]: t for t in compile_pipeline(p)["spec"]["tasks"]}
+    rep = tasks["report"]
+    assert rep["exitFor"] == ["consume-int", "produce"] and "dependsOn" not in rep
+
+    @dsl.pipeline
+    def no_default() -> None:
+        consume_int(x=consume_int(x=1).output).ignore_upstream_failure()
+
+    with pytest.raises(CompileError, match="needs a default for input 'x', which reads the output"):
+        compile_pipeline(no_default)

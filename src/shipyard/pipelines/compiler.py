@@ -36,7 +36,9 @@ def _task_spec(t: Any) -> Obj:
     if t.inputs:
         out["inputs"] = t.inputs
     deps = sorted(set(t.deps) | set(t.after_))
-    if deps:
+    if deps and t.ignore_upstream:
+        out["exitFor"] = deps  # runs once they end, failed or not (as kfp's IR has it)
+    elif deps:
         out["dependsOn"] = deps
     if t.when:
         out["when"] = t.when

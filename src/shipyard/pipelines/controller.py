@@ -616,11 +616,15 @@ class _Run:
             return "wait"
         states = [self.states.get(d, {}).get("state", "Pending") for d in deps]
         if task.get("exitFor") is not None:
-            if all(s in FINAL for s in states):
-                return "ready"
-            if failing and not any(s == "Running" for s in states):
-                return "ready"
-            return "wait"
+            done = all(s in FINAL for s in states)
+            if not done and not (failing and not any(s == "Running" for s in states)):
+                return "wait"
+            # It runs whatever became of the tasks it follows, but not outside its branch.
+            try:
+                ok = all(self._clause(c, index) for c in task.get("when") or [])
+            except Unresolved:
+                return "skip"
+            return "ready" if ok else "skip"
         if failing:
             return "wait"
         if any(s in ("Failed", "Cancelled") for s in states):
@@ -710,7 +714,12 @@ class _Run:
             if ref.get("finalStatus"):
                 final = {"input": name, **self._final_status(task)}
                 continue
-            value, art = self.resolve(ref, index)
+            try:
+                value, art = self.resolve(ref, index)
+            except Unresolved:
+                if task.get("exitFor") is not None and "default" in comp["inputs"].get(name, {}):
+                    continue  # a task that ran anyway: the input's default stands in
+                raise
             if "value" in ref:  # a constant: kfp's run-time placeholders in it are filled
                 value = substitute(value, self.run, task["name"], str(self.ctl.artifacts.root))
             port = comp["inputs"].get(name, {})

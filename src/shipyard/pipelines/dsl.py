@@ -702,6 +702,7 @@ class PipelineTask:
     env: dict[str, str] = field(default_factory=dict)
     node_selector: dict[str, str] = field(default_factory=dict)
     display_name: str | None = None
+    ignore_upstream: bool = False
 
     @property
     def output(self) -> TaskOutput:
@@ -779,6 +780,22 @@ class PipelineTask:
 
     def set_display_name(self, name: str) -> PipelineTask:
         self.display_name = name
+        return self
+
+    def ignore_upstream_failure(self) -> PipelineTask:
+        """Run once the tasks before this one have ended, failed or not (kfp's name): a
+        clean-up or report step. An input wired to another task's output then needs a
+        default, which it gets when that task did not produce the output."""
+        for name, ref in self.inputs.items():
+            port = next(p for p in self.component.inputs if p.name == name)
+            producer = ref.get("task") or (ref.get("collected") or {}).get("task")
+            if producer and port.default is inspect.Parameter.empty:
+                raise CompileError(
+                    f"task {self.name!r}: .ignore_upstream_failure() needs a default for input "
+                    f"{name!r}, which reads the output of task {producer!r} (in case that "
+                    "task fails before writing it)"
+                )
+        self.ignore_upstream = True
         return self
 
     __hash__ = object.__hash__

@@ -195,3 +195,14 @@ def read_text(data: Input[Dataset]) -> str:
 def imports(uri: str) -> str:
     imported = dsl.importer(artifact_uri=uri, artifact_class=Dataset, metadata={"origin": "test"})
     return read_text(data=imported.output).output
+
+
+@dsl.component
+def summary(msg: str = "upstream failed") -> str:
+    return f"summary: {msg}"
+
+
+@dsl.pipeline(name="kfp-ignore")
+def ignores(fail: bool = True) -> None:
+    step = maybe_fail(fail=fail)
+    summary(msg=step.output).ignore_upstream_failure()
