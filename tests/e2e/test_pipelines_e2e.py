@@ -4,8 +4,11 @@ on a real embedded platform whose tasks are real (warm-forked) processes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import time
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -442,6 +445,71 @@ def test_ignore_upstream_failure_runs_a_task_after_a_failure_with_its_default(
     st = client.run_pipeline(ignore_upstream, {"fail": False}, cache=False).wait(60, check=True)
     assert states(st)["report"] == "Skipped"  # outside its branch, it does not run
     assert st["tasks"]["report-2"]["outputs"] == {"Output": "report: fine"}
+
+
+def local_index(root: Path, name: str, body: str) -> str:
+    """A package index in a folder (pip reads file:// indexes) holding one pure-Python
+    wheel, NAME 0.1 with module NAME_WITH_UNDERSCORES whose source is ``body``."""
+    module, dist = name.replace("-", "_"), f"{name.replace('-', '_')}-0.1"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n"
+    wheel_info = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files = {
+        f"{module}/__init__.py": body.encode(),
+        f"{dist}.dist-info/METADATA": meta.encode(),
+        f"{dist}.dist-info/WHEEL": wheel_info.encode(),
+    }
+
+    def digest(data: bytes) -> str:
+        raw = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        return "sha256=" + raw.decode()
+
+    record = "".join(f"{p},{digest(b)},{len(b)}\n" for p, b in files.items())
+    wheel = root / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+        z.writestr(f"{dist}.dist-info/RECORD", record + f"{dist}.dist-info/RECORD,,\n")
+    page = root / "simple" / name
+    page.mkdir(parents=True)
+    page.joinpath("index.html").write_text(f'<a href="../../{wheel.name}">{wheel.name}</a>')
+    return f"file://{root / 'simple'}"
+
+
+def test_packages_are_installed_once_from_the_index_given(client: Client, tmp_path: Path) -> None:
+    index = local_index(tmp_path, "shipyard-probe", "VALUE = 'from the local index'\n")
+
+    def shout(text: str) -> str:
+        return text.upper()
+
+    @dsl.component(
+        packages_to_install=["shipyard-probe"], pip_index_urls=[index], additional_funcs=[shout]
+    )
+    def probe() -> str:
+        import shipyard_probe
+
+        return shout(shipyard_probe.VALUE)
+
+    @dsl.pipeline(name="packages")
+    def packages() -> str:
+        return probe().output
+
+    logs = []
+    for _ in range(2):
+        st = client.run_pipeline(packages, {}, cache=False).wait(120, check=True)
+        assert st["outputs"] == {"Output": "FROM THE LOCAL INDEX"}
+        logs.append("".join(client.logs(st["tasks"]["probe"]["pod"])))
+    assert "installing shipyard-probe into" in logs[0]
+    assert "installing" not in logs[1]  # the component's folder is kept: installed once
+
+
+def test_a_task_s_container_image_goes_on_its_pod(client: Client) -> None:
+    @dsl.pipeline(name="image")
+    def image() -> str:
+        return echo(value="x").set_container_image("registry.local/echo:2").output
+
+    st = client.run_pipeline(image, {}, cache=False).wait(60, check=True)
+    pod = client.get("pods", st["tasks"]["echo"]["pod"])
+    assert pod["spec"]["containers"][0]["image"] == "registry.local/echo:2"
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -409,3 +409,43 @@ def test_ignore_upstream_failure_makes_a_task_follow_its_upstream_whatever_the_o
 
     with pytest.raises(CompileError, match="needs a default for input 'x', which reads the output"):
         compile_pipeline(no_default)
+
+
+def test_kfp_component_options_and_task_settings() -> None:
+    def helper(x: int) -> int:
+        return x * 2
+
+    @dsl.component(
+        target_image="registry.local/step:1",
+        packages_to_install=["probe"],
+        pip_index_urls=["https://a.example/simple", "https://b.example/simple"],
+        pip_trusted_hosts=["a.example"],
+        additional_funcs=[helper],
+        use_venv=True,
+        install_kfp_package=False,
+        kfp_package_path="kfp==2.0",
+    )
+    def step(x: int) -> int:
+        return helper(x)
+
+    spec = step.spec()
+    assert spec["image"] == "registry.local/step:1"
+    assert spec["pipIndexUrls"] == ["https://a.example/simple", "https://b.example/simple"]
+    assert spec["pipTrustedHosts"] == ["a.example"]
+    assert spec["source"].startswith("def helper(x: int) -> int:")
+    assert "def step(x: int) -> int:" in spec["source"]
+
+    @dsl.pipeline
+    def p() -> None:
+        a = step(x=1).set_container_image("other:2").set_accelerator_limit(2)
+        a.set_accelerator_type("amd.com/gpu")
+        step(x=2).add_node_selector_constraint("nvidia.com/gpu").set_accelerator_limit(1)
+        step(x=3).add_node_selector_constraint("disk", "ssd")
+
+    first, second, third = compile_pipeline(p)["spec"]["tasks"]
+    assert first["image"] == "other:2"
+    assert first["resources"] == {"limits": {"amd.com/gpu": "2"}}
+    assert second["resources"] == {"limits": {"nvidia.com/gpu": "1"}}  # kfp v2's one argument
+    assert third["nodeSelector"] == {"disk": "ssd"}  # kfp v1's label and value
+    with pytest.raises(CompileError, match=r"output_component_file=\.\.\.\) is not supported"):
+        dsl.component(output_component_file="c.yaml")(step.python_func)

@@ -56,6 +56,8 @@ def _task_spec(t: Any) -> Obj:
         out["env"] = dict(sorted(t.env.items()))
     if t.node_selector:
         out["nodeSelector"] = dict(sorted(t.node_selector.items()))
+    if t.image:
+        out["image"] = t.image
     return out
 
 

@@ -834,7 +834,7 @@ class _Run:
             "component": comp["digest"],
             "parameters": params,
             "artifacts": {k: digests(v) for k, v in sorted(arts.items())},
-            "image": comp.get("image"),
+            "image": task.get("image") or comp.get("image"),
             "env": task.get("env"),
             "resources": task.get("resources"),
             "nodeSelector": task.get("nodeSelector"),
@@ -867,7 +867,7 @@ class _Run:
         env += [{"name": k, "value": str(v)} for k, v in (task.get("env") or {}).items()]
         container: Obj = {
             "name": "main",
-            "image": comp.get("image") or "python:3.11",
+            "image": task.get("image") or comp.get("image") or "python:3.11",
             "command": ["python", "-m", "shipyard.pipelines.executor_main"],
             "args": [arg],
             "env": env,

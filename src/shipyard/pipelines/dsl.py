@@ -259,7 +259,8 @@ class Component:
         self.name = fn.__name__
         self.function = fn.__name__  # what the executor calls in the source
         self.inputs, self.outputs = _ports(fn)
-        self.source = _source(fn)
+        helpers = [_source(f) for f in options.get("additional_funcs") or []]
+        self.source = "\n\n".join([*helpers, _source(fn)])
         self.imports = _imports(self.source)  # parsed once: spec() runs for every task
         self.options = options
         self.__doc__ = fn.__doc__
@@ -276,6 +277,11 @@ class Component:
         for key in ("image", "packages", "isolation"):
             if self.options.get(key):
                 body[key] = self.options[key]
+        if self.options.get("packages"):  # where pip installs them from (kfp's options)
+            if self.options.get("index_urls"):
+                body["pipIndexUrls"] = list(self.options["index_urls"])
+            if self.options.get("trusted_hosts"):
+                body["pipTrustedHosts"] = list(self.options["trusted_hosts"])
         body["digest"] = "sha256:" + hashlib.sha256(_canon(body)).hexdigest()
         return body
 
@@ -313,12 +319,38 @@ def component(
     cache: bool = True,
     isolation: str | None = None,
     install_kfp_package: bool = True,
+    target_image: str | None = None,
+    pip_index_urls: list[str] | None = None,
+    pip_trusted_hosts: list[str] | None = None,
+    additional_funcs: list[Callable[..., Any]] | None = None,
+    use_venv: bool = False,
+    kfp_package_path: str | None = None,
+    output_component_file: str | None = None,
+    embedded_artifact_path: str | None = None,
 ) -> Any:
-    """``@dsl.component`` or ``@dsl.component(packages=[...], cpu="1", retries=2, ...)``."""
+    """``@dsl.component`` or ``@dsl.component(packages=[...], cpu="1", retries=2, ...)``.
+
+    kfp's options are taken: ``pip_index_urls`` and ``pip_trusted_hosts`` for installing
+    ``packages_to_install``, ``additional_funcs`` (their source goes with the component's),
+    ``target_image`` (the image, as ``base_image``). ``install_kfp_package``,
+    ``kfp_package_path`` and ``use_venv`` change nothing here: no kfp is installed, and
+    packages always go to a folder of their own for the component."""
     if isolation not in (None, "warm", "process"):
         raise CompileError(f"isolation must be 'warm' or 'process', not {isolation!r}")
+    for name, value in (
+        ("output_component_file", output_component_file),
+        ("embedded_artifact_path", embedded_artifact_path),
+    ):
+        if value is not None:
+            raise CompileError(
+                f"@dsl.component({name}=...) is not supported: compile the pipeline with "
+                "`shipyard compile`, and read files the component needs from an artifact"
+            )
     options: Obj = {
-        "image": image or base_image,
+        "image": target_image or image or base_image,
+        "index_urls": list(pip_index_urls or []),
+        "trusted_hosts": list(pip_trusted_hosts or []),
+        "additional_funcs": list(additional_funcs or []),
         "packages": list(packages or packages_to_install or []),
         "cpu": cpu,
         "memory": memory,
@@ -703,6 +735,8 @@ class PipelineTask:
     node_selector: dict[str, str] = field(default_factory=dict)
     display_name: str | None = None
     ignore_upstream: bool = False
+    image: str | None = None  # set_container_image: this task's, over its component's
+    accelerator: str = "nvidia.com/gpu"  # the resource set_accelerator_limit counts
 
     @property
     def output(self) -> TaskOutput:
@@ -765,13 +799,31 @@ class PipelineTask:
         return self._res("requests", "memory", memory)
 
     def set_accelerator_limit(self, limit: int) -> PipelineTask:
-        return self._res("limits", "nvidia.com/gpu", int(limit))
+        return self._res("limits", self.accelerator, int(limit))
 
     def set_gpu_limit(self, gpu: int) -> PipelineTask:
         return self.set_accelerator_limit(gpu)
 
-    def add_node_selector_constraint(self, label: str, value: str = "") -> PipelineTask:
+    def set_accelerator_type(self, accelerator: str) -> PipelineTask:
+        """The extended resource the accelerator limit counts (kfp's, such as
+        ``nvidia.com/gpu``), in either order with set_accelerator_limit."""
+        for part in self.resources.values():
+            if self.accelerator in part:
+                part[accelerator] = part.pop(self.accelerator)
+        self.accelerator = accelerator
+        return self
+
+    def add_node_selector_constraint(self, label: str, value: str | None = None) -> PipelineTask:
+        """kfp v1's ``(label, value)``: a node selector; kfp v2's one argument is the
+        accelerator type (as set_accelerator_type)."""
+        if value is None:
+            return self.set_accelerator_type(label)
         self.node_selector[label] = value
+        return self
+
+    def set_container_image(self, name: str) -> PipelineTask:
+        """This task's image, over its component's (used on Kubernetes, recorded locally)."""
+        self.image = name
         return self
 
     def set_env_variable(self, name: str, value: str) -> PipelineTask:

@@ -59,8 +59,11 @@ def _build_namespace() -> Obj:
     return ns
 
 
-def _ensure_packages(packages: list[str], env_root: Path) -> None:
-    """Install missing requirements into a cached per-component folder (once)."""
+def _ensure_packages(
+    packages: list[str], env_root: Path, index_urls: list[str], trusted: list[str]
+) -> None:
+    """Install missing requirements into a cached per-component folder (once), from the
+    package indexes given (kfp's pip_index_urls: the first replaces pip's default)."""
     missing = []
     for req in packages:
         name = req.split(";")[0]
@@ -72,10 +75,15 @@ def _ensure_packages(packages: list[str], env_root: Path) -> None:
             missing.append(req)
     if not missing:
         return
-    target = env_root / hashlib.sha256("\n".join(sorted(missing)).encode()).hexdigest()[:16]
+    where = [*sorted(missing), *index_urls, *trusted]
+    target = env_root / hashlib.sha256("\n".join(where).encode()).hexdigest()[:16]
     if not (target / ".complete").exists():
         print(f"installing {', '.join(missing)} into {target}", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", "pip", "install", "-q", "--target", str(target), *missing]
+        for i, url in enumerate(index_urls):
+            cmd += ["--index-url" if i == 0 else "--extra-index-url", url]
+        for host in trusted:
+            cmd += ["--trusted-host", host]
         if subprocess.run(cmd).returncode != 0:
             raise TaskError(f"could not install packages {missing}")
         (target / ".complete").write_text("")
@@ -119,7 +127,12 @@ def run(arg: str | Path) -> int:
 
 def _call(req: Obj, comp: Obj, prefix: str) -> Obj:
     if comp.get("packages"):
-        _ensure_packages(comp["packages"], Path(req["envs"]))
+        _ensure_packages(
+            comp["packages"],
+            Path(req["envs"]),
+            comp.get("pipIndexUrls") or [],
+            comp.get("pipTrustedHosts") or [],
+        )
     ns = _namespace()
     filename = f"<component {comp['function']}>"
     lines = comp["source"].splitlines(keepends=True)
