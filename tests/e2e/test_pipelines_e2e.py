@@ -512,6 +512,46 @@ def test_a_task_s_container_image_goes_on_its_pod(client: Client) -> None:
     assert pod["spec"]["containers"][0]["image"] == "registry.local/echo:2"
 
 
+@dsl.component
+def flip(v: int) -> str:
+    return "heads" if v > 0 else "tails"
+
+
+@dsl.pipeline(name="one-of")
+def one_of(v: int) -> dict:
+    side = flip(v=v)
+    with dsl.If(side.output == "heads"):
+        said_a, made_a = echo(value="it was heads"), shard(i=1)
+    with dsl.Elif(side.output == "tails"):
+        said_b, made_b = echo(value="it was tails"), shard(i=2)
+    with dsl.Else():
+        said_c, made_c = echo(value="never"), shard(i=3)
+    said = dsl.OneOf(said_a.output, said_b.output, said_c.output)
+    made = dsl.OneOf(made_a.outputs["out"], made_b.outputs["out"], made_c.outputs["out"])
+    return {"said": said, "again": echo(value=said).output, "read": read_text(data=made).output}
+
+
+def test_one_of_passes_on_the_output_of_the_branch_that_ran(client: Client) -> None:
+    st = client.run_pipeline(one_of, {"v": 1}).wait(60, check=True)
+    assert st["outputs"] == {"said": "it was heads", "again": "it was heads", "read": "10"}
+    st = client.run_pipeline(one_of, {"v": -1}).wait(60, check=True)
+    assert st["outputs"] == {"said": "it was tails", "again": "it was tails", "read": "20"}
+    assert states(st)["echo"] == "Skipped"  # the heads branch
+
+    @dsl.pipeline(name="one-of-loop")
+    def in_a_loop() -> str:
+        with dsl.ParallelFor([1, -1, 2]) as v:
+            with dsl.If(v > 0):
+                pos = echo(value="pos")
+            with dsl.Else():
+                neg = echo(value="neg")
+            picked = echo(value=dsl.OneOf(pos.output, neg.output))
+        return total(xs=dsl.Collected(picked.output)).output
+
+    st = client.run_pipeline(in_a_loop, {}).wait(60, check=True)
+    assert st["outputs"] == {"Output": "pos,neg,pos"}
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

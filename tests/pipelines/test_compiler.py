@@ -449,3 +449,71 @@ def test_kfp_component_options_and_task_settings() -> None:
     assert third["nodeSelector"] == {"disk": "ssd"}  # kfp v1's label and value
     with pytest.raises(CompileError, match=r"output_component_file=\.\.\.\) is not supported"):
         dsl.component(output_component_file="c.yaml")(step.python_func)
+
+
+def test_one_of_takes_the_output_of_the_branch_that_ran() -> None:
+    @dsl.pipeline
+    def p(v: int = 1) -> int:
+        with dsl.If(v > 0):
+            a = consume_int(x=1)
+        with dsl.Else():
+            b = consume_int(x=2)
+        return consume_int(x=dsl.OneOf(a.output, b)).output
+
+    spec = compile_pipeline(p)["spec"]
+    last = spec["tasks"][-1]
+    refs = [
+        {"task": "consume-int", "output": "Output"},
+        {"task": "consume-int-2", "output": "Output"},
+    ]
+    assert last["inputs"] == {"x": {"oneOf": refs}}
+    assert last["dependsOn"] == ["consume-int", "consume-int-2"]
+
+    @dsl.pipeline
+    def returned(v: int = 1) -> int:
+        with dsl.If(v > 0):
+            a = consume_int(x=1)
+        with dsl.Else():
+            b = consume_int(x=2)
+        return dsl.OneOf(a.output, b.output)
+
+    assert compile_pipeline(returned)["spec"]["outputs"] == {"Output": {"oneOf": refs}}
+
+
+def test_one_of_outputs_that_cannot_be_merged_are_compile_errors() -> None:
+    def compiled(fn: object) -> None:
+        compile_pipeline(dsl.pipeline(fn))
+
+    def unconditional() -> None:
+        dsl.OneOf(consume_int(x=1).output, consume_int(x=2).output)
+
+    with pytest.raises(CompileError, match=r"is not inside a dsl\.If/Elif/Else branch"):
+        compiled(unconditional)
+
+    def mixed(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            a = consume_int(x=1)
+        with dsl.Else():
+            b = produce(n=1)
+        dsl.OneOf(a.output, b.outputs["data"])
+
+    with pytest.raises(CompileError, match="outputs must be of one type"):
+        compiled(mixed)
+
+    def alone(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            a = consume_int(x=1)
+        dsl.OneOf(a.output)
+
+    with pytest.raises(CompileError, match="two or more tasks"):
+        compiled(alone)
+
+    def interpolated(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            a = consume_int(x=1)
+        with dsl.Else():
+            b = consume_int(x=2)
+        produce(n=1).set_display_name(f"{dsl.OneOf(a.output, b.output)}")
+
+    with pytest.raises(CompileError, match="does not support string interpolation"):
+        compiled(interpolated)

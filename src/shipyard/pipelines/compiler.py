@@ -14,6 +14,7 @@ import yaml
 from shipyard.errors import BadRequest
 from shipyard.pipelines.dsl import (
     CompileError,
+    OneOf,
     Pipeline,
     PipelineTask,
     SubPipelineTask,
@@ -66,14 +67,14 @@ def _outputs(result: Any) -> Obj:
         return {}
     if isinstance(result, PipelineTask | SubPipelineTask):
         result = result.output
-    if isinstance(result, TaskOutput):
+    if isinstance(result, TaskOutput | OneOf):
         return {"Output": result.ref()}
     if isinstance(result, tuple) and hasattr(result, "_asdict"):  # kfp: a NamedTuple
         result = result._asdict()
     if isinstance(result, dict):
         out: Obj = {}
         for key, value in result.items():
-            if not isinstance(value, TaskOutput | PipelineTask | SubPipelineTask):
+            if not isinstance(value, TaskOutput | OneOf | PipelineTask | SubPipelineTask):
                 raise CompileError(
                     f"pipeline output {key!r} must be a task output, not {type(value).__name__}"
                 )

@@ -631,12 +631,18 @@ class _Run:
             return "wait"
         if any(s not in FINAL for s in states):
             return "wait"
+        branches = [ref["oneOf"] for ref in (task.get("inputs") or {}).values() if "oneOf" in ref]
+        either = {inner["task"] for refs in branches for inner in refs}
         same_loop_skipped = any(
-            s == "Skipped" and not self._collected_dep(task, d)
+            s == "Skipped" and not self._collected_dep(task, d) and d.split("[")[0] not in either
             for d, s in zip(deps, states, strict=False)
         )
         if same_loop_skipped:
             return "skip"
+        for refs in branches:  # a dsl.OneOf none of whose tasks ran: its branches were skipped
+            picked = [self.states.get(self._instance(r["task"], index), {}) for r in refs]
+            if all(t.get("state") == "Skipped" for t in picked):
+                return "skip"
         try:
             ok = all(self._clause(c, index) for c in task.get("when") or [])
         except Unresolved:
@@ -674,6 +680,12 @@ class _Run:
                     raise Unresolved(f"loop item {item!r} has no field {ref['field']!r}")
                 item = item[ref["field"]]
             return item, None
+        if "oneOf" in ref:  # the output of the branch that ran
+            for inner in ref["oneOf"]:
+                t = self.states.get(self._instance(inner["task"], index)) or {}
+                if t.get("state") in ("Succeeded", "Cached"):
+                    return self.resolve(inner, index)
+            raise Unresolved("none of the tasks of a dsl.OneOf ran")
         if "collected" in ref:
             inner = ref["collected"]
             values, arts = [], []
@@ -687,12 +699,12 @@ class _Run:
                     arts.append(a)
             return values, ({"list": arts} if arts else None)
         if "task" in ref:
-            task = self.tasks[ref["task"]]
-            tid = ref["task"]
-            if task.get("loop"):
-                tid = f"{tid}[{index}]"
-            return self._task_output(tid, ref["output"])
+            return self._task_output(self._instance(ref["task"], index), ref["output"])
         raise Unresolved(f"unknown input reference {ref!r}")
+
+    def _instance(self, name: str, index: int | None) -> str:
+        """The id of task ``name``'s instance that a task at ``index`` reads."""
+        return f"{name}[{index}]" if self.tasks[name].get("loop") else name
 
     def _task_output(self, tid: str, output: str) -> tuple[Any, Obj | None]:
         t = self.states.get(tid) or {}

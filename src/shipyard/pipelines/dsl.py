@@ -83,6 +83,7 @@ __all__ = [
     "Markdown",
     "Metrics",
     "Model",
+    "OneOf",
     "Output",
     "OutputPath",
     "ParallelFor",
@@ -667,6 +668,52 @@ class Collected(_Ref):
 
     def describe(self) -> str:
         return f"collected {self.output.describe()}"
+
+
+class OneOf(_Ref):
+    """``dsl.OneOf(a.output, b.output)`` (kfp's): the output of whichever task ran, of tasks
+    in the branches of a ``dsl.If`` / ``Elif`` / ``Else``; for a later task's input or for
+    the pipeline's output."""
+
+    def __init__(self, *outputs: Any) -> None:
+        refs = [o.output if isinstance(o, PipelineTask) else o for o in outputs]
+        if len(refs) < 2:
+            raise CompileError("dsl.OneOf takes the outputs of two or more tasks")
+        for ref in refs:
+            if isinstance(ref, OneOf | Collected):
+                what = type(ref).__name__
+                raise CompileError(f"dsl.{what} cannot be used inside of dsl.OneOf")
+            if not isinstance(ref, TaskOutput):
+                raise CompileError(f"dsl.OneOf takes task outputs, not {ref!r}")
+            if not ref.task.when:
+                raise CompileError(
+                    f"dsl.OneOf: task {ref.task.name!r} is not inside a dsl.If/Elif/Else "
+                    "branch, so it always runs"
+                )
+        first = refs[0]
+        for i, ref in enumerate(refs[1:], start=1):
+            if (ref.type, ref.artifact) != (first.type, first.artifact):
+                raise CompileError(
+                    f"dsl.OneOf: outputs must be of one type; {first.describe()} is "
+                    f"{first.type}, {ref.describe()} (at {i}) is {ref.type}"
+                )
+        names = [r.task.name for r in refs]
+        if len(set(names)) != len(names):
+            raise CompileError("dsl.OneOf takes one output of each branch's task")
+        self.outputs: list[TaskOutput] = refs
+        self.type, self.artifact = first.type, first.artifact
+
+    def ref(self) -> Obj:
+        return {"oneOf": [r.ref() for r in self.outputs]}
+
+    def producers(self) -> list[str]:
+        return [r.task.name for r in self.outputs]
+
+    def describe(self) -> str:
+        return "dsl.OneOf(" + ", ".join(r.describe() for r in self.outputs) + ")"
+
+    def __str__(self) -> str:
+        raise CompileError("dsl.OneOf does not support string interpolation")
 
 
 @dataclass
