@@ -517,3 +517,24 @@ def test_one_of_outputs_that_cannot_be_merged_are_compile_errors() -> None:
 
     with pytest.raises(CompileError, match="does not support string interpolation"):
         compiled(interpolated)
+
+
+def test_pipeline_outputs_come_from_the_top_level_only() -> None:
+    def in_if(v: int = 1) -> int:
+        with dsl.If(v > 0):
+            return consume_int(x=1).output
+        return None  # type: ignore[unreachable]
+
+    def in_loop() -> int:
+        with dsl.ParallelFor([1, 2]) as i:
+            t = consume_int(x=i)
+        return t.output
+
+    def in_handler() -> int:
+        with dsl.ExitHandler(consume_int(x=0)):
+            t = consume_int(x=1)
+        return t.output
+
+    for fn, group in ((in_if, "dsl.If"), (in_loop, "dsl.ParallelFor"), (in_handler, "dsl.ExitH")):
+        with pytest.raises(CompileError, match=f"from the top level .* inside a {group}"):
+            compile_pipeline(dsl.pipeline(fn))

@@ -67,6 +67,19 @@ def _outputs(result: Any) -> Obj:
         return {}
     if isinstance(result, PipelineTask | SubPipelineTask):
         result = result.output
+    if isinstance(result, TaskOutput):
+        # As kfp: a task inside a condition, loop or exit handler may not run, or run many
+        # times; its output is not the pipeline's (a dsl.OneOf of branches' outputs is).
+        task = result.task
+        group = (
+            "dsl.ParallelFor" if task.loop else "dsl.If" if task.when
+            else "dsl.ExitHandler" if task.group else None
+        )  # fmt: skip
+        if group:
+            raise CompileError(
+                "pipeline outputs may only be returned from the top level of the pipeline "
+                f"function; task {task.name!r} is inside a {group}"
+            )
     if isinstance(result, TaskOutput | OneOf):
         return {"Output": result.ref()}
     if isinstance(result, tuple) and hasattr(result, "_asdict"):  # kfp: a NamedTuple
