@@ -552,6 +552,40 @@ def test_one_of_passes_on_the_output_of_the_branch_that_ran(client: Client) -> N
     assert st["outputs"] == {"Output": "pos,neg,pos"}
 
 
+def test_kfp_client_calls_drive_runs(client: Client, tmp_path: Path) -> None:
+    """A script written against kfp.Client runs with Client in its place."""
+
+    @dsl.pipeline(name="kfp-client")
+    def adds(a: int = 1) -> int:
+        return add(a=a, b=2).output
+
+    result = client.create_run_from_pipeline_func(
+        adds, arguments={"a": 5}, experiment_name="nightly", enable_caching=False
+    )
+    run = result.wait_for_run_completion(timeout=60)
+    assert (run.run_id, run.state, run.error) == (result.run_id, "SUCCEEDED", None)
+    assert run.status["outputs"] == {"Output": 7} and run.experiment_id == "nightly"
+    assert run.created_at and run.finished_at
+    assert client.get("pipelineruns", run.run_id)["spec"]["cache"] is False
+    package = client.create_run_from_pipeline_package(
+        str(EXAMPLES / "pipelines" / "kfp_hello.yaml"), {"name": "Ada"}, run_name="hello-ada"
+    )
+    assert client.wait_for_run_completion("hello-ada", 60).state == "SUCCEEDED"
+    assert client.get_run(package.run_id).status["outputs"] == {"Output": "HELLO ADA HELLO ADA"}
+
+    @dsl.pipeline(name="kfp-client-slow")
+    def slow() -> None:
+        sleeper(seconds=30, marker=str(tmp_path / "pid"))
+
+    running = client.create_run_from_pipeline_func(slow)
+    with pytest.raises(TimeoutError):
+        client.wait_for_run_completion(running.run_id, timeout=0.5)
+    running.handle.cancel()
+    assert running.wait_for_run_completion(60).state == "CANCELED"
+    with pytest.raises(ShipyardError, match="pipeline_root is not supported here"):
+        client.create_run_from_pipeline_func(adds, pipeline_root="gs://bucket/root")
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

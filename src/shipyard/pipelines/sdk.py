@@ -11,6 +11,7 @@ import shipyard.errors as errors
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
+PIPELINE_LABEL = "pipelines.shipyard.dev/pipeline"
 
 
 class PipelineRunHandle:
@@ -110,6 +111,56 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
     )
 
 
+_KFP_STATES = {
+    "Succeeded": "SUCCEEDED",
+    "Failed": "FAILED",
+    "Cancelled": "CANCELED",
+    "Running": "RUNNING",
+    "Pending": "PENDING",
+}
+
+
+class KfpRun:
+    """A run as kfp.Client's ``get_run`` and ``wait_for_run_completion`` return it, with
+    kfp's names: ``run_id`` (the run's name here), ``display_name``, ``state`` (``PENDING``,
+    ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``CANCELED``), ``created_at``, ``finished_at``,
+    ``error`` (the failure's message, or None); ``status`` is Shipyard's whole status."""
+
+    def __init__(self, obj: Obj) -> None:
+        md, self.status = obj["metadata"], obj.get("status") or {}
+        self.run_id = self.display_name = str(md["name"])
+        self.namespace = md.get("namespace")
+        self.experiment_id = (md.get("labels") or {}).get(EXPERIMENT_LABEL)
+        phase = str(self.status.get("phase", "Pending"))
+        self.state = _KFP_STATES.get(phase, phase.upper())
+        self.created_at = md.get("creationTimestamp")
+        self.finished_at = self.status.get("finishedAt")
+        failed = self.state in ("FAILED", "CANCELED")
+        self.error = self.status.get("message") if failed else None
+
+    def __repr__(self) -> str:
+        return f"KfpRun(run_id={self.run_id!r}, state={self.state!r})"
+
+
+class RunPipelineResult:
+    """What kfp.Client's ``create_run_from_pipeline_*`` return: ``run_id``, ``run_info`` and
+    ``wait_for_run_completion(timeout)``."""
+
+    def __init__(self, client: Any, handle: PipelineRunHandle, created: Obj) -> None:
+        self._client, self.handle = client, handle
+        self.run_id = handle.name
+        self.run_info = KfpRun(created)
+
+    def wait_for_run_completion(self, timeout: float | None = None) -> KfpRun:
+        return self._client.wait_for_run_completion(self.run_id, timeout)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"RunPipelineResult(run_id={self.run_id})"
+
+
+EXPERIMENT_LABEL = "pipelines.shipyard.dev/experiment"
+
+
 class PipelinesMixin:
     def compile_pipeline(self, source: Any, pipeline: str | None = None) -> Obj:
         return _pipeline_object(source, pipeline)
@@ -125,6 +176,7 @@ class PipelinesMixin:
         cache: bool = True,
         parallelism: int | None = None,
         source_dir: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> PipelineRunHandle:
         """Compile (if needed) and submit a run; returns a handle with ``wait()``."""
         pobj = _pipeline_object(source, pipeline)
@@ -135,13 +187,78 @@ class PipelinesMixin:
             spec["cache"] = False
         if parallelism:
             spec["parallelism"] = parallelism
-        md: Obj = {"name": run_name, "labels": {"pipelines.shipyard.dev/pipeline": base}}
+        md: Obj = {"name": run_name, "labels": {**(labels or {}), PIPELINE_LABEL: base}}
         if source_dir:
             md["annotations"] = {"shipyard.dev/source-dir": source_dir}
         run = {"apiVersion": "shipyard.dev/v1", "kind": "PipelineRun", "metadata": md, "spec": spec}
         created = self.create(run, namespace)  # type: ignore[attr-defined]
         ns = created["metadata"].get("namespace")
         return PipelineRunHandle(self, run_name, ns, created)
+
+    # -- kfp.Client's names, for scripts that drive runs -------------------------------------
+
+    def create_run_from_pipeline_func(
+        self,
+        pipeline_func: Any,
+        arguments: Obj | None = None,
+        run_name: str | None = None,
+        experiment_name: str | None = None,
+        namespace: str | None = None,
+        pipeline_root: str | None = None,
+        enable_caching: bool | None = None,
+        cache_key: str | None = None,
+        service_account: str | None = None,
+        experiment_id: str | None = None,
+    ) -> RunPipelineResult:
+        """kfp.Client's call: run a ``@dsl.pipeline`` function. ``experiment_name`` (or
+        ``experiment_id``) labels the run; ``enable_caching=False`` turns caching off."""
+        for option, value in (
+            ("pipeline_root", pipeline_root),
+            ("cache_key", cache_key),
+            ("service_account", service_account),
+        ):
+            if value is not None:
+                raise errors.BadRequest(
+                    f"{option} is not supported here: artifacts go to the platform's store "
+                    "and Pods run with its account"
+                )
+        experiment = experiment_name or experiment_id
+        handle = self.run_pipeline(
+            pipeline_func,
+            arguments,
+            name=run_name,
+            namespace=namespace,
+            cache=enable_caching is not False,
+            labels={EXPERIMENT_LABEL: experiment} if experiment else None,
+        )
+        return RunPipelineResult(self, handle, handle._created or handle.get())
+
+    def create_run_from_pipeline_package(
+        self, pipeline_file: str, arguments: Obj | None = None, **kwargs: Any
+    ) -> RunPipelineResult:
+        """kfp.Client's call: run a compiled pipeline (kfp's YAML, or Shipyard's)."""
+        return self.create_run_from_pipeline_func(pipeline_file, arguments, **kwargs)
+
+    def get_run(self, run_id: str, namespace: str | None = None) -> KfpRun:
+        return KfpRun(self.get("pipelineruns", run_id, namespace))  # type: ignore[attr-defined]
+
+    def wait_for_run_completion(
+        self,
+        run_id: str,
+        timeout: float | None = None,
+        sleep_duration: float = 5,
+        namespace: str | None = None,
+    ) -> KfpRun:
+        """kfp.Client's call: block until the run ends (TimeoutError after ``timeout``
+        seconds); the server tells the end, so ``sleep_duration`` is not needed."""
+        obj = self.wait(  # type: ignore[attr-defined]
+            "pipelineruns",
+            run_id,
+            namespace=namespace,
+            phase=",".join(TERMINAL),
+            timeout=timeout if timeout is not None else 10 * 365 * 86400.0,
+        )
+        return KfpRun(obj)
 
     def pipeline_run(self, name: str, namespace: str | None = None) -> PipelineRunHandle:
         self.get("pipelineruns", name, namespace)  # type: ignore[attr-defined]
