@@ -4,9 +4,11 @@ and ports involved."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 import pytest
+import yaml
 
 from shipyard import dsl
 from shipyard.dsl import Dataset, Input, InputPath, Model, Output, OutputPath
@@ -538,3 +540,26 @@ def test_pipeline_outputs_come_from_the_top_level_only() -> None:
     for fn, group in ((in_if, "dsl.If"), (in_loop, "dsl.ParallelFor"), (in_handler, "dsl.ExitH")):
         with pytest.raises(CompileError, match=f"from the top level .* inside a {group}"):
             compile_pipeline(dsl.pipeline(fn))
+
+
+def test_kfp_shaped_compiler_writes_the_pipeline_yaml(tmp_path: Path) -> None:
+    from shipyard import compiler
+
+    @dsl.pipeline(name="adds")
+    def adds(n: int = 3) -> int:
+        return consume_int(x=n).output
+
+    compiler.Compiler().compile(adds, tmp_path / "a.yaml")
+    assert (tmp_path / "a.yaml").read_text() == to_yaml(compile_pipeline(adds))
+    compiler.Compiler().compile(adds, tmp_path / "b.yaml", "renamed", {"n": 7})
+    doc = yaml.safe_load((tmp_path / "b.yaml").read_text())
+    assert doc["metadata"]["name"] == "renamed"
+    assert doc["spec"]["parameters"] == {"n": {"type": "int", "default": 7}}
+    assert doc["spec"]["digest"] != compile_pipeline(adds)["spec"]["digest"]
+    with pytest.raises(CompileError, match=r"has no parameter 'm' \(parameters: n\)"):
+        compiler.Compiler().compile(adds, tmp_path / "c.yaml", pipeline_parameters={"m": 1})
+    with pytest.raises(CompileError, match="parameter 'n': expected an int"):
+        compiler.Compiler().compile(adds, tmp_path / "c.yaml", pipeline_parameters={"n": "x"})
+    with pytest.raises(CompileError, match="'consume_int' is a component"):
+        compiler.Compiler().compile(consume_int, tmp_path / "c.yaml")
+    assert not (tmp_path / "c.yaml").exists()

@@ -99,8 +99,15 @@ def _outputs(result: Any) -> Obj:
     )
 
 
-def compile_spec(p: Pipeline) -> Obj:
-    """The ``spec`` of the Pipeline resource for ``p``."""
+def compile_spec(p: Pipeline, defaults: Obj | None = None) -> Obj:
+    """The ``spec`` of the Pipeline resource for ``p``; ``defaults`` replace parameters'
+    default values (kfp's ``pipeline_parameters``)."""
+    unknown = sorted(set(defaults or {}) - {port.name for port in p.params})
+    if unknown:
+        known = ", ".join(port.name for port in p.params) or "none"
+        raise CompileError(
+            f"pipeline {p.name!r} has no parameter {unknown[0]!r} (parameters: {known})"
+        )
     builder, result = p.trace()
     components: Obj = {}
     for t in builder.tasks.values():
@@ -115,6 +122,10 @@ def compile_spec(p: Pipeline) -> Obj:
     params: Obj = {}
     for port in p.params:
         params[port.name] = port.spec()
+        if port.name in (defaults or {}):
+            value = (defaults or {})[port.name]
+            _check_default(p.name, port.name, port.type, value)
+            params[port.name]["default"] = value
     spec: Obj = {"parameters": params, "components": dict(sorted(components.items()))}
     if builder.loops:
         spec["loops"] = builder.loops
@@ -128,13 +139,23 @@ def compile_spec(p: Pipeline) -> Obj:
     return spec
 
 
+def _check_default(pipeline: str, name: str, kind: str, value: Any) -> None:
+    from shipyard.pipelines.types import check_value
+
+    try:
+        json.dumps(value, allow_nan=False)
+        check_value(value, kind)
+    except (TypeError, ValueError) as exc:
+        raise CompileError(f"pipeline {pipeline!r} parameter {name!r}: {exc}") from None
+
+
 def _check_exit_handlers(builder: _Builder) -> None:
     for t in builder.tasks.values():
         if t.exit_for is not None and t.group is not None:
             raise CompileError(f"exit task {t.name!r} may not be inside its own ExitHandler")
 
 
-def compile_pipeline(p: Pipeline, name: str | None = None) -> Obj:
+def compile_pipeline(p: Pipeline, name: str | None = None, defaults: Obj | None = None) -> Obj:
     """The ``Pipeline`` resource (a dict) for ``p``."""
     if not isinstance(p, Pipeline):
         raise CompileError(f"expected a @dsl.pipeline function, got {p!r}")
@@ -142,7 +163,7 @@ def compile_pipeline(p: Pipeline, name: str | None = None) -> Obj:
         "apiVersion": API_VERSION,
         "kind": "Pipeline",
         "metadata": {"name": name or p.name},
-        "spec": compile_spec(p),
+        "spec": compile_spec(p, defaults),
     }
 
 
