@@ -586,6 +586,21 @@ def test_kfp_client_calls_drive_runs(client: Client, tmp_path: Path) -> None:
         client.create_run_from_pipeline_func(adds, pipeline_root="gs://bucket/root")
 
 
+def test_the_kfp_port_example_runs_both_branches(client: Client, cli_env: dict[str, str]) -> None:
+    r = cli(cli_env, "run", str(PIPES / "kfp_port.py"), "--name", "port-tree", "--watch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = client.get("pipelineruns", "port-tree")["status"]
+    assert st["outputs"]["Output"].startswith("port-tree: 150 rows, accuracy 0.9")
+    assert states(st)["train-forest"] == "Skipped" and states(st)["count-rows"] == "Succeeded"
+    forest = client.run_pipeline(PIPES / "kfp_port.py", {"model": "forest"}).wait(180, check=True)
+    assert states(forest)["train-tree"] == "Skipped"
+    assert forest["tasks"]["train-forest"]["artifacts"]["model"]["metadata"] == {"kind": "forest"}
+    # The report runs even when the data cannot be read, with its inputs' defaults.
+    bad = client.run_pipeline(PIPES / "kfp_port.py", {"data_uri": "/no/such.csv"}).wait(120)
+    assert bad["phase"] == "Failed"
+    assert bad["tasks"]["report"]["outputs"]["Output"].endswith(": 0 rows, no model")
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:
