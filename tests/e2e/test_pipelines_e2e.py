@@ -601,6 +601,23 @@ def test_the_kfp_port_example_runs_both_branches(client: Client, cli_env: dict[s
     assert bad["tasks"]["report"]["outputs"]["Output"].endswith(": 0 rows, no model")
 
 
+def test_a_loop_s_runs_and_a_task_named_like_them_keep_their_own_results(
+    client: Client,
+) -> None:
+    """echo[2], the third run of echo in a loop, and the task echo-2 once shared files."""
+
+    @dsl.pipeline(name="same-names")
+    def same_names() -> str:
+        with dsl.ParallelFor(["a", "b", "c"]) as item:
+            echo(value=item)
+        return echo(value="outside").output
+
+    st = client.run_pipeline(same_names, {}, cache=False).wait(60, check=True)
+    assert st["outputs"] == {"Output": "outside"}
+    assert st["tasks"]["echo[2]"]["outputs"] == {"Output": "c"}
+    assert st["tasks"]["echo[2]"]["pod"] != st["tasks"]["echo-2"]["pod"]
+
+
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:
     @dsl.pipeline
     def chain(n: int = 1) -> int:

@@ -563,3 +563,15 @@ def test_kfp_shaped_compiler_writes_the_pipeline_yaml(tmp_path: Path) -> None:
     with pytest.raises(CompileError, match="'consume_int' is a component"):
         compiler.Compiler().compile(consume_int, tmp_path / "c.yaml")
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_task_names_have_no_double_hyphen() -> None:
+    @dsl.component
+    def step__two(x: int) -> int:
+        return x
+
+    @dsl.pipeline
+    def p() -> None:
+        step__two(x=1)
+
+    assert [t["name"] for t in compile_pipeline(p)["spec"]["tasks"]] == ["step-two"]

@@ -60,13 +60,22 @@ def slug(text: str) -> str:
     return s or "task"
 
 
+def instance_slug(instance: str) -> str:
+    """A task instance's id as its file and Pod names hold it, one to one: a loop's index as
+    ``--2`` (``fit[2][0]`` is ``fit--2--0``); task names have no ``--``. (With slug, task
+    ``total-2`` and ``total[2]``, the third run of ``total`` in a loop, met.)"""
+    name, _, rest = instance.partition("[")
+    return slug(name) + "".join(f"--{i}" for i in re.findall(r"\d+", rest))
+
+
 def task_label(instance: str) -> str:
     """The value of a task's Pods' TASK_LABEL."""
     return slug(instance)[:63].strip("-") or "task"
 
 
 def pod_name(run: str, instance: str, attempt: int) -> str:
-    base = f"{run}-{slug(instance)}" + (f"-{attempt}" if attempt > 1 else "")
+    # "--r2" for a retry: "-2" met the first attempt of the task named "NAME-2".
+    base = f"{run}-{instance_slug(instance)}" + (f"--r{attempt}" if attempt > 1 else "")
     if len(base) <= 63:
         return base
     digest = hashlib.sha256(base.encode()).hexdigest()[:8]
@@ -423,7 +432,7 @@ class _Run:
         the executor) and, for output artifacts only, the folder PREFIX. Files in the run's
         folder, not a folder per attempt: making two folders per task cost the control plane
         more than the rest of starting it."""
-        return f"{self._rundir_path()}{os.sep}{slug(tid)}.{attempt}"
+        return f"{self._rundir_path()}{os.sep}{instance_slug(tid)}.{attempt}"
 
     def _result(self, tid: str, t: Obj, name: str) -> Obj:
         """An attempt's outputs.json or error.json (OSError or ValueError if missing or bad).
@@ -432,7 +441,11 @@ class _Run:
             with open(f"{self._prefix(tid, _seq(t))}.{name}") as fh:
                 data: Obj = json.loads(fh.read())
         except FileNotFoundError:
-            legacy = f"{self._rundir_path()}{os.sep}{slug(tid)}{os.sep}{_seq(t)}{os.sep}{name}"
+            old = f"{self._rundir_path()}{os.sep}{slug(tid)}"
+            if "[" in tid and os.path.exists(f"{old}.{_seq(t)}.{name}"):
+                legacy = f"{old}.{_seq(t)}.{name}"  # started before instance_slug
+            else:
+                legacy = f"{old}{os.sep}{_seq(t)}{os.sep}{name}"
             with open(legacy) as fh:
                 data = json.loads(fh.read())
         return data

@@ -19,6 +19,7 @@ import ast
 import hashlib
 import inspect
 import json
+import re
 import textwrap
 import types
 import typing
@@ -1008,7 +1009,8 @@ class _Builder:
         return cls._stack[-1] if cls._stack else None
 
     def unique(self, base: str) -> str:
-        base = "-".join([*self.prefix, base])
+        # No "--" in a task name: the controller marks a loop's runs with it (fit--2).
+        base = re.sub("-{2,}", "-", "-".join([*self.prefix, base]))
         name, n = base, 1
         while name in self.tasks:
             n += 1
