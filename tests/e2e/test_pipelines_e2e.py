@@ -601,6 +601,45 @@ def test_the_kfp_port_example_runs_both_branches(client: Client, cli_env: dict[s
     assert bad["tasks"]["report"]["outputs"]["Output"].endswith(": 0 rows, no model")
 
 
+@dsl.component
+def mul(a: int, b: int) -> int:
+    return a * b
+
+
+@dsl.component
+def rows(n: int) -> list:
+    return [{"id": i, "cols": list(range(i + 1))} for i in range(n)]
+
+
+@dsl.component
+def summed(xs: list) -> int:
+    return sum(xs)
+
+
+@dsl.pipeline(name="nested-loops")
+def nested_loops(n: int) -> int:
+    table = rows(n=n)
+    with dsl.ParallelFor(table.output, parallelism=2) as row:
+        with dsl.ParallelFor(row.cols, parallelism=2) as col:
+            cell = mul(a=row.id, b=col)
+        per_row = summed(xs=dsl.Collected(cell.output))
+    return summed(xs=dsl.Collected(per_row.output)).output
+
+
+def test_nested_parallel_for_runs_a_loop_per_item_and_collects_each_level(
+    client: Client,
+) -> None:
+    st = client.run_pipeline(nested_loops, {"n": 3}).wait(60, check=True)
+    assert st["outputs"] == {"Output": 0 + (0 + 1) + (0 + 2 + 4)}
+    cells = {tid: t for tid, t in st["tasks"].items() if t["task"] == "mul"}
+    assert sorted(cells) == ["mul[0][0]", "mul[1][0]", "mul[1][1]", "mul[2][0]", "mul[2][1]",
+                             "mul[2][2]"]  # fmt: skip
+    assert cells["mul[2][1]"]["index"] == [2, 1]
+    assert cells["mul[2][1]"]["inputs"]["parameters"] == {"a": 2, "b": 1}
+    assert st["tasks"]["summed[2]"]["outputs"] == {"Output": 6}
+    assert st["tasks"]["summed[2]"]["index"] == 2
+
+
 def test_a_loop_s_runs_and_a_task_named_like_them_keep_their_own_results(
     client: Client,
 ) -> None:

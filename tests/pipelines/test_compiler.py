@@ -193,6 +193,16 @@ def part(i: int, out: Output[Dataset]) -> None:
 
 
 @dsl.component
+def numbers(n: int) -> list:
+    return list(range(n))
+
+
+@dsl.component
+def total_of(xs: list) -> int:
+    return sum(xs)
+
+
+@dsl.component
 def gather(parts: Input[list[Dataset]]) -> int:
     return len(parts)
 
@@ -563,6 +573,53 @@ def test_kfp_shaped_compiler_writes_the_pipeline_yaml(tmp_path: Path) -> None:
     with pytest.raises(CompileError, match="'consume_int' is a component"):
         compiler.Compiler().compile(consume_int, tmp_path / "c.yaml")
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_nested_parallel_for_records_each_loop_s_parent() -> None:
+    @dsl.pipeline
+    def grid(rows: list) -> int:
+        with dsl.ParallelFor(rows, parallelism=2) as row:
+            with dsl.ParallelFor(row.cols) as col:
+                made = part(i=consume_int(x=col).output)
+            s = gather(parts=dsl.Collected(made.outputs["out"]))
+        return total_of(xs=dsl.Collected(s.output)).output
+
+    spec = compile_pipeline(grid)["spec"]
+    assert spec["loops"] == {
+        "for-1": {"items": {"parameter": "rows"}, "parallelism": 2},
+        "for-2": {"items": {"loopItem": "for-1", "field": "cols"}, "parent": "for-1"},
+    }
+    loops = {t["name"]: t.get("loop") for t in spec["tasks"]}
+    assert loops == {"consume-int": "for-2", "part": "for-2", "gather": "for-1",
+                     "total-of": None}  # fmt: skip
+
+
+def test_nested_loops_that_cannot_be_read_so_are_compile_errors() -> None:
+    def inner_output() -> None:
+        with dsl.ParallelFor([1]):
+            with dsl.ParallelFor([2]) as b:
+                t = consume_int(x=b)
+            consume_int(x=t.output)
+
+    with pytest.raises(CompileError, match=r"runs inside for-2: wrap it in dsl\.Collected"):
+        compile_pipeline(dsl.pipeline(inner_output))
+
+    def two_levels() -> None:
+        with dsl.ParallelFor([1]), dsl.ParallelFor([2]) as b:
+            t = consume_int(x=b)
+        total_of(xs=dsl.Collected(t.output))
+
+    with pytest.raises(CompileError, match="gathers a loop's outputs for a task outside that"):
+        compile_pipeline(dsl.pipeline(two_levels))
+
+    def sibling_items() -> None:
+        with dsl.ParallelFor([1]) as a:
+            t = numbers(n=a)
+        with dsl.ParallelFor(t.output):
+            consume_int(x=1)
+
+    with pytest.raises(CompileError, match="items task 'numbers' output 'Output' run inside"):
+        compile_pipeline(dsl.pipeline(sibling_items))
 
 
 def test_task_names_have_no_double_hyphen() -> None:

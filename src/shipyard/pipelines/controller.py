@@ -55,6 +55,26 @@ class Unresolved(Exception):
     """An input whose producer was skipped or did not produce it."""
 
 
+Ix = tuple[int, ...]  # an instance's index in its loops (nested ParallelFor), outermost first
+
+
+def _ix(index: Ix) -> str:
+    return "".join(f"[{i}]" for i in index)
+
+
+def _as_ix(stored: Any) -> Ix:
+    """A task record's index: a number in one loop, a list in nested ones."""
+    return tuple(stored) if isinstance(stored, list) else (int(stored),)
+
+
+def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many loops, from the outside, two chains have in common."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     return s or "task"
@@ -302,6 +322,7 @@ class _Run:
         self.spec: Obj = run["spec"]["pipelineSpec"]
         self.tasks: dict[str, Obj] = {t["name"]: t for t in self.spec["tasks"]}
         self.loops: Obj = self.spec.get("loops") or {}
+        self._chains: dict[str, tuple[str, ...]] = {}
         self.states: dict[str, Obj] = st.setdefault("tasks", {})
         self._owned: set[str] = set()  # records copied from the old status (see _copy_status)
         self.delay: float | None = None
@@ -369,7 +390,7 @@ class _Run:
         self.st["durationSeconds"] = _duration(self.st.get("startedAt"), self.st["finishedAt"])
 
     def _loops_known(self) -> bool:
-        return all(self.loop_count(loop) is not None for loop in self.loops)
+        return all(self.paths(loop) is not None for loop in self.loops)
 
     def _pipeline_outputs(self) -> None:
         outs: Obj = {}
@@ -504,49 +525,81 @@ class _Run:
 
     # -- instances and dependencies -------------------------------------------------------------
 
-    def loop_count(self, loop: str) -> int | None:
+    def chain(self, loop: str | None) -> tuple[str, ...]:
+        """``loop`` and the loops around it (nested ParallelFor), outermost first."""
+        if not loop:
+            return ()
+        known = self._chains.get(loop)
+        if known is None:
+            parent = self.loops[loop].get("parent")
+            known = self._chains[loop] = (*self.chain(parent), loop)
+        return known
+
+    def loop_count(self, loop: str, outer: Ix = ()) -> int | None:
         try:
-            items = self.loop_items(loop)
+            items = self.loop_items(loop, outer)
         except Unresolved:
             return None
         return None if items is None else len(items)
 
-    def loop_items(self, loop: str) -> list[Any] | None:
+    def loop_items(self, loop: str, outer: Ix = ()) -> list[Any] | None:
+        """The items of ``loop`` in the iteration ``outer`` of the loops around it."""
         ref = self.loops[loop]["items"]
         if "task" in ref:
-            producer = self.states.get(ref["task"])
+            producer = self.states.get(self._instance(ref["task"], outer))
             if producer is None or producer["state"] not in DONE:
                 return None
-        value, _ = self.resolve(ref, None)
+        value, _ = self.resolve(ref, outer or None)
         if not isinstance(value, list):
             raise Unresolved(f"{loop} items are not a list: {value!r}")
         return value
 
-    def instances(self, name: str) -> list[str] | None:
-        task = self.tasks[name]
-        loop = task.get("loop")
-        if not loop:
-            return [name]
-        try:
-            n = self.loop_count(loop)
-        except Unresolved:
-            n = 0
-        if n is None:
-            return None
-        return [f"{name}[{i}]" for i in range(n)]
+    def paths(self, loop: str) -> list[Ix] | None:
+        """The index of each run of ``loop``'s body (one number per loop, outermost first),
+        in order; None while the items of one of its loops are not known yet."""
+        out: list[Ix] = [()]
+        for level in self.chain(loop):
+            deeper: list[Ix] = []
+            for prefix in out:
+                n = self.loop_count(level, prefix)
+                if n is None:
+                    return None
+                deeper += [(*prefix, i) for i in range(n)]
+            out = deeper
+        return out
 
-    def _deps(self, name: str, index: int | None) -> list[str] | None:
+    def indexed(self, name: str) -> list[tuple[str, Ix | None]] | None:
+        """Each instance of task ``name`` with its index (None outside loops)."""
+        loop = self.tasks[name].get("loop")
+        if not loop:
+            return [(name, None)]
+        if "parent" not in self.loops[loop]:  # one loop: its items only
+            n = self.loop_count(loop)
+            return None if n is None else [(f"{name}[{i}]", (i,)) for i in range(n)]
+        found = self.paths(loop)
+        return None if found is None else [(name + _ix(p), p) for p in found]
+
+    def instances(self, name: str) -> list[str] | None:
+        found = self.indexed(name)
+        return None if found is None else [tid for tid, _ in found]
+
+    def _deps(self, name: str, index: Ix | None) -> list[str] | None:
         task = self.tasks[name]
+        mine = self.chain(task.get("loop"))
         out: list[str] = []
         names = list(task.get("dependsOn") or []) + list(task.get("exitFor") or [])
         for dep in names:
-            dtask = self.tasks[dep]
-            if dtask.get("loop") and dtask.get("loop") == task.get("loop") and index is not None:
-                out.append(f"{dep}[{index}]")
+            theirs = self.chain(self.tasks[dep].get("loop"))
+            if theirs and index is not None and mine[: len(theirs)] == theirs:
+                out.append(dep + _ix(index[: len(theirs)]))  # the same iteration's
                 continue
             inst = self.instances(dep)
             if inst is None:
                 return None
+            shared = _shared(mine, theirs)
+            if shared and index is not None:  # a loop inside this iteration: its runs
+                start = dep + _ix(index[:shared]) + "["
+                inst = [i for i in inst if i.startswith(start)]
             out += inst
         return out
 
@@ -568,21 +621,20 @@ class _Run:
         now = time.time()
         settled = False
         for name, task in self.tasks.items():
-            insts = self.instances(name)
+            insts = self.indexed(name)
             if insts is None:
                 continue
             # At capacity, a task can change only by being skipped, which needs a condition or
             # a dependency: the others need not be looked at (a fan-out of 1,000 would be).
             may_skip = bool(task.get("when") or task.get("dependsOn") or task.get("exitFor"))
-            in_loop = bool(task.get("loop"))
-            for i, tid in enumerate(insts):
-                index = i if in_loop else None
+            for tid, index in insts:
                 t = self.states.get(tid)
                 if t is None:
                     t = self.states[tid] = {"task": name, "state": "Pending"}
                     self._owned.add(tid)
                     if index is not None:
-                        t["index"], t["id"] = index, tid
+                        t["index"] = index[0] if len(index) == 1 else list(index)
+                        t["id"] = tid
                 if t["state"] != "Pending":
                     continue
                 if t.get("retryAt") and t["retryAt"] > now:
@@ -611,19 +663,30 @@ class _Run:
         self.ctl._spent.running = running
         return settled
 
-    def _loop_slot(self, task: Obj, index: int | None) -> bool:
-        loop = task.get("loop")
-        cap = int((self.loops.get(loop) or {}).get("parallelism") or 0) if loop else 0
-        if not cap or index is None:
+    def _loop_slot(self, task: Obj, index: Ix | None) -> bool:
+        """Whether the task may start within its loops' parallelism: a loop (each run of
+        it, when nested) runs at most that many iterations at once."""
+        if index is None:
             return True
-        active = {
-            t.get("index")
-            for n, t in self.states.items()
-            if t["state"] == "Running" and self.tasks[t["task"]].get("loop") == loop
-        }
-        return index in active or len(active) < cap
+        for depth, loop in enumerate(self.chain(task.get("loop")), start=1):
+            cap = int(self.loops[loop].get("parallelism") or 0)
+            if not cap:
+                continue
+            mine = index[:depth]
+            active: set[Ix] = set()
+            for t in self.states.values():
+                if t["state"] != "Running" or "index" not in t:
+                    continue
+                if loop not in self.chain(self.tasks[t["task"]].get("loop")):
+                    continue
+                theirs = _as_ix(t["index"])[:depth]
+                if theirs[:-1] == mine[:-1]:
+                    active.add(theirs)
+            if mine not in active and len(active) >= cap:
+                return False
+        return True
 
-    def _ready(self, name: str, task: Obj, index: int | None, failing: bool) -> str:
+    def _ready(self, name: str, task: Obj, index: Ix | None, failing: bool) -> str:
         deps = self._deps(name, index)
         if deps is None:
             return "wait"
@@ -663,10 +726,11 @@ class _Run:
         return "ready" if ok else "skip"
 
     def _collected_dep(self, task: Obj, dep_id: str) -> bool:
-        dep = self.tasks[dep_id.split("[")[0]]
-        return bool(dep.get("loop")) and dep.get("loop") != task.get("loop")
+        """Whether the dependency runs in a loop the task is not in (it collects it)."""
+        theirs = self.chain(self.tasks[dep_id.split("[")[0]].get("loop"))
+        return bool(theirs) and self.chain(task.get("loop"))[: len(theirs)] != theirs
 
-    def _clause(self, clause: Obj, index: int | None) -> bool:
+    def _clause(self, clause: Obj, index: Ix | None) -> bool:
         left, _ = self.resolve(clause["left"], index)
         right, _ = self.resolve(clause["right"], index)
         try:
@@ -677,17 +741,20 @@ class _Run:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def resolve(self, ref: Obj, index: int | None) -> tuple[Any, Obj | None]:
+    def resolve(self, ref: Obj, index: Ix | None) -> tuple[Any, Obj | None]:
         """(value, artifact info or None) for an input reference."""
         if "value" in ref:
             return ref["value"], None
         if "parameter" in ref:
             return self.st["parameters"][ref["parameter"]], None
         if "loopItem" in ref:
-            items = self.loop_items(ref["loopItem"]) or []
-            if index is None or index >= len(items):
+            depth = len(self.chain(ref["loopItem"])) - 1
+            if index is None or len(index) <= depth:
                 raise Unresolved("loop item outside its loop")
-            item = items[index]
+            items = self.loop_items(ref["loopItem"], index[:depth]) or []
+            if index[depth] >= len(items):
+                raise Unresolved("loop item outside its loop")
+            item = items[index[depth]]
             if ref.get("field"):
                 if not isinstance(item, dict) or ref["field"] not in item:
                     raise Unresolved(f"loop item {item!r} has no field {ref['field']!r}")
@@ -702,7 +769,12 @@ class _Run:
         if "collected" in ref:
             inner = ref["collected"]
             values, arts = [], []
-            for tid in self.instances(inner["task"]) or []:
+            runs = self.instances(inner["task"]) or []
+            outer = len(self.chain(self.tasks[inner["task"]].get("loop"))) - 1
+            if outer and index is not None:  # a nested loop: its runs in this iteration
+                start = inner["task"] + _ix(index[:outer]) + "["
+                runs = [tid for tid in runs if tid.startswith(start)]
+            for tid in runs:
                 t = self.states.get(tid) or {}
                 if t.get("state") not in ("Succeeded", "Cached"):
                     continue
@@ -715,9 +787,14 @@ class _Run:
             return self._task_output(self._instance(ref["task"], index), ref["output"])
         raise Unresolved(f"unknown input reference {ref!r}")
 
-    def _instance(self, name: str, index: int | None) -> str:
+    def _instance(self, name: str, index: Ix | None) -> str:
         """The id of task ``name``'s instance that a task at ``index`` reads."""
-        return f"{name}[{index}]" if self.tasks[name].get("loop") else name
+        depth = len(self.chain(self.tasks[name].get("loop")))
+        if not depth:
+            return name
+        if index is None or len(index) < depth:
+            raise Unresolved(f"task {name!r} runs in a loop this task is not in")
+        return name + _ix(index[:depth])
 
     def _task_output(self, tid: str, output: str) -> tuple[Any, Obj | None]:
         t = self.states.get(tid) or {}
@@ -730,7 +807,7 @@ class _Run:
             return t["outputs"][output], None
         raise Unresolved(f"task {tid!r} has no output {output!r}")
 
-    def _inputs(self, task: Obj, index: int | None) -> tuple[Obj, Obj, Obj | None]:
+    def _inputs(self, task: Obj, index: Ix | None) -> tuple[Obj, Obj, Obj | None]:
         params: Obj = {}
         arts: Obj = {}
         final: Obj | None = None
@@ -776,7 +853,7 @@ class _Run:
 
     # -- starting -----------------------------------------------------------------------------
 
-    def _start(self, tid: str, t: Obj, task: Obj, index: int | None) -> bool:
+    def _start(self, tid: str, t: Obj, task: Obj, index: Ix | None) -> bool:
         comp = self.spec["components"][task["component"]]
         try:
             params, arts, final = self._inputs(task, index)

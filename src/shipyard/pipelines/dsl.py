@@ -1008,6 +1008,18 @@ class _Builder:
     def current(cls) -> _Builder | None:
         return cls._stack[-1] if cls._stack else None
 
+    def chain(self, loop: str | None) -> list[str]:
+        """``loop`` and the loops around it, outermost first."""
+        out: list[str] = []
+        while loop:
+            out.insert(0, loop)
+            loop = self.loops[loop].get("parent")
+        return out
+
+    def encloses(self, loop: str | None) -> bool:
+        """Whether what is being added now runs inside ``loop`` (None: no loop)."""
+        return loop is None or loop in self.chain(self.loop)
+
     def unique(self, base: str) -> str:
         # No "--" in a task name: the controller marks a loop's runs with it (fit--2).
         base = re.sub("-{2,}", "-", "-".join([*self.prefix, base]))
@@ -1097,10 +1109,19 @@ class _Builder:
                     f"type mismatch: task {task.name!r} input {port.name!r} expects "
                     f"{port.type}, but {src} is {value.type}"
                 )
-            if isinstance(value, TaskOutput) and value.task.loop and value.task.loop != self.loop:
+            if isinstance(value, TaskOutput) and not self.encloses(value.task.loop):
                 raise CompileError(
                     f"task {task.name!r} input {port.name!r} reads {src}, which runs inside "
                     f"{value.task.loop}: wrap it in dsl.Collected(...)"
+                )
+            if isinstance(value, Collected) and (
+                value.output.task.loop in self.chain(self.loop)
+                or not self.encloses(self.loops[value.output.task.loop or ""].get("parent"))
+            ):
+                raise CompileError(
+                    f"task {task.name!r} input {port.name!r} collects {src}: dsl.Collected "
+                    "gathers a loop's outputs for a task outside that loop (and inside the "
+                    "loops around it)"
                 )
             task.deps += [p for p in value.producers() if p not in task.deps]
             return value.ref()
@@ -1212,8 +1233,6 @@ class ParallelFor:
         builder = _Builder.current()
         if builder is None:
             raise CompileError("dsl.ParallelFor is used inside a @dsl.pipeline function only")
-        if builder.loop is not None:
-            raise CompileError("nested dsl.ParallelFor is not supported yet; flatten the items")
         builder.counter += 1
         loop = f"for-{builder.counter}"
         items = self.items
@@ -1225,6 +1244,11 @@ class ParallelFor:
                     f"dsl.ParallelFor items must be a list; {items.describe()} "  # type: ignore[attr-defined]
                     f"is {items.type}"
                 )
+            if isinstance(items, TaskOutput) and not builder.encloses(items.task.loop):
+                raise CompileError(
+                    f"dsl.ParallelFor items {items.describe()} run inside "
+                    f"{items.task.loop}: wrap them in dsl.Collected(...)"
+                )
             ref, deps = items.ref(), items.producers()
         elif isinstance(items, list | tuple):
             _check_literal(list(items), "dsl.ParallelFor items")
@@ -1234,6 +1258,8 @@ class ParallelFor:
         spec: Obj = {"items": ref}
         if self.parallelism > 0:
             spec["parallelism"] = self.parallelism
+        if builder.loop is not None:  # nested: one loop per item of the loop around it
+            spec["parent"] = builder.loop
         builder.loops[loop] = spec
         self._saved = (builder.loop, builder.when_deps)
         builder.loop = loop
