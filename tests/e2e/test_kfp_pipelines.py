@@ -145,6 +145,15 @@ def test_kfp_ignore_upstream_failure_runs_the_task_with_its_default(client: Clie
     assert st["tasks"]["summary"]["outputs"] == {"Output": "summary: ok"}
 
 
+def test_kfp_nested_parallel_for_runs_per_outer_item(client: Client) -> None:
+    st = client.run_pipeline(FIXTURES / "nested.yaml", {"n": 3}).wait(60, check=True)
+    assert st["outputs"] == {"Output": 0 + (0 + 1) + (0 + 2 + 4)}
+    runs = sorted(tid for tid, t in st["tasks"].items() if t["task"] == "times")
+    assert runs == ["times[0][0]", "times[1][0]", "times[1][1]", "times[2][0]", "times[2][1]",
+                    "times[2][2]"]  # fmt: skip
+    assert st["tasks"]["times[2][1]"]["inputs"]["parameters"] == {"a": 2, "b": 1}
+
+
 def test_unsupported_kfp_features_are_refused_naming_the_task(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -160,17 +160,10 @@ def _refusal(doc: dict[str, Any], *needles: str) -> None:
 
 def test_unsupported_features_are_refused_naming_task_and_feature() -> None:
     base = ir("features")
-    dag = base["components"]["comp-exit-handler-1"]["dag"]["tasks"]
 
     doc = copy.deepcopy(base)
     doc["components"]["comp-exit-handler-1"]["dag"]["tasks"]["for-loop-8"]["artifactIterator"] = {}
     _refusal(doc, "task 'for-loop-8'", "artifactIterator", "over artifacts")
-
-    # A ParallelFor inside a ParallelFor.
-    doc = copy.deepcopy(base)
-    inner = doc["components"]["comp-for-loop-6"]["dag"]["tasks"]
-    inner["nested"] = copy.deepcopy(dag["for-loop-8"])
-    _refusal(doc, "task 'nested'", "nested loops")
 
     # dsl.OneOf outputs.
     doc = copy.deepcopy(base)

@@ -355,11 +355,6 @@ class _Translator:
                     inner.deps += [p for p in _producers(side) if p not in inner.deps]
         iterator = kt.get("parameterIterator")
         if iterator:
-            if scope.loop:
-                raise self.fail(
-                    f"{what} is a dsl.ParallelFor inside another ParallelFor ({scope.loop}); "
-                    "nested loops are not supported yet: flatten the items"
-                )
             items = iterator.get("items") or {}
             if "raw" in items:
                 try:
@@ -375,6 +370,8 @@ class _Translator:
             limit = int((kt.get("iteratorPolicy") or {}).get("parallelismLimit") or 0)
             if limit > 0:
                 spec["parallelism"] = limit
+            if scope.loop:  # a ParallelFor inside another: one loop per outer item
+                spec["parent"] = scope.loop
             self.loops[loop] = spec
             inner.loop = loop
             inner.item_input = str(iterator.get("itemInput") or "")

@@ -206,3 +206,23 @@ def summary(msg: str = "upstream failed") -> str:
 def ignores(fail: bool = True) -> None:
     step = maybe_fail(fail=fail)
     summary(msg=step.output).ignore_upstream_failure()
+
+
+@dsl.component
+def cells(n: int) -> list:
+    return [{"id": i, "cols": list(range(i + 1))} for i in range(n)]
+
+
+@dsl.component
+def times(a: int, b: int) -> int:
+    return a * b
+
+
+@dsl.pipeline(name="kfp-nested")
+def nested(n: int = 3) -> int:
+    table = cells(n=n)
+    with dsl.ParallelFor(table.output, parallelism=2) as row:
+        with dsl.ParallelFor(row.cols) as col:
+            cell = times(a=row.id, b=col)
+        per_row = total(values=dsl.Collected(cell.output))
+    return total(values=dsl.Collected(per_row.output)).output
