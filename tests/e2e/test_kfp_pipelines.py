@@ -154,6 +154,13 @@ def test_kfp_nested_parallel_for_runs_per_outer_item(client: Client) -> None:
     assert st["tasks"]["times[2][1]"]["inputs"]["parameters"] == {"a": 2, "b": 1}
 
 
+def test_kfp_one_of_takes_the_branch_that_ran(client: Client) -> None:
+    for v, said, read in ((1, "heads", "A"), (-1, "tails", "B")):
+        st = client.run_pipeline(FIXTURES / "oneof.yaml", {"v": v}).wait(60, check=True)
+        assert st["outputs"] == {"Output": f"it was {said}"}
+        assert st["tasks"]["read-path"]["outputs"] == {"Output": f"{read} via OutputPath"}
+
+
 def test_unsupported_kfp_features_are_refused_naming_the_task(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -165,11 +165,11 @@ def test_unsupported_features_are_refused_naming_task_and_feature() -> None:
     doc["components"]["comp-exit-handler-1"]["dag"]["tasks"]["for-loop-8"]["artifactIterator"] = {}
     _refusal(doc, "task 'for-loop-8'", "artifactIterator", "over artifacts")
 
-    # dsl.OneOf outputs.
+    # A group output that selects nothing (an empty dsl.OneOf).
     doc = copy.deepcopy(base)
     outs = doc["components"]["comp-for-loop-6"]["dag"]["outputs"]["parameters"]
     outs["pipelinechannel--square-Output"] = {"valueFromOneof": {}}
-    _refusal(doc, "valueFromOneof", "OneOf")
+    _refusal(doc, "pipelinechannel--square-Output", "selects no output")
 
     # An importer executor.
     doc = copy.deepcopy(base)

@@ -131,6 +131,9 @@ class _Node:
 
     leaves: list[str]
     output: Callable[[str, str], Obj]
+    # An If/Elif/Else group: a task after it reads a dsl.OneOf of its branches' outputs (kfp
+    # allows no other dependency on a condition from outside), whose producers it waits for.
+    branches: bool = False
 
 
 @dataclass
@@ -253,22 +256,35 @@ class _Translator:
 
     def _selected(self, sel: Obj, nodes: dict[str, _Node], what: str, kind: str) -> Obj:
         if kind == "parameter":
-            if "valueFromParameter" not in sel:
+            if "valueFromOneof" in sel:  # dsl.OneOf: one selector per branch
+                oneof = sel["valueFromOneof"] or {}
+                picks = [
+                    (p.get("producerSubtask"), p.get("outputParameterKey"))
+                    for p in oneof.get("parameterSelectors") or []
+                ]
+            elif "valueFromParameter" in sel:
+                v = sel["valueFromParameter"]
+                picks = [(v.get("producerSubtask"), v.get("outputParameterKey"))]
+            else:
                 feature = ", ".join(sel) or "an empty selector"
-                raise self.fail(f"{what} uses {feature} (dsl.OneOf), which is not supported")
-            v = sel["valueFromParameter"]
-            producer, key = v.get("producerSubtask"), v.get("outputParameterKey")
+                raise self.fail(f"{what} uses {feature}, which is not supported")
         else:
-            selectors = sel.get("artifactSelectors") or []
-            if len(selectors) != 1:
-                raise self.fail(f"{what} selects {len(selectors)} artifacts (dsl.OneOf)")
-            producer, key = (
-                selectors[0].get("producerSubtask"),
-                selectors[0].get("outputArtifactKey"),
-            )
-        if producer not in nodes:
-            raise self.fail(f"{what} reads unknown task {producer!r}")
-        return nodes[producer].output(str(key), kind)
+            picks = [
+                (a.get("producerSubtask"), a.get("outputArtifactKey"))
+                for a in sel.get("artifactSelectors") or []
+            ]
+        if not picks:
+            raise self.fail(f"{what} selects no output")
+        refs = []
+        for producer, key in picks:
+            if producer not in nodes:
+                raise self.fail(f"{what} reads unknown task {producer!r}")
+            refs.append(nodes[producer].output(str(key), kind))
+        if len(refs) == 1:
+            return refs[0]
+        if any("task" not in ref for ref in refs):
+            raise self.fail(f"{what}: a dsl.OneOf of {refs} is not supported")
+        return {"oneOf": refs}
 
     # -- one DAG --------------------------------------------------------------------------------
 
@@ -302,6 +318,8 @@ class _Translator:
         for dep in kt.get("dependentTasks") or []:
             if dep not in nodes:
                 raise self.fail(f"{what} depends on unknown task {dep!r}")
+            if nodes[dep].branches:
+                continue  # the producers of its dsl.OneOf come in with the inputs
             deps += [d for d in nodes[dep].leaves if d not in deps]
         if "dag" in kcomp:
             return self._group(tname, kt, kcomp, scope, nodes, deps, strategy)
@@ -396,7 +414,7 @@ class _Translator:
                 return {"collected": ref}
             return ref
 
-        return _Node(leaves=leaves, output=output)
+        return _Node(leaves=leaves, output=output, branches=tname.startswith("condition-branches"))
 
     def _group_env(
         self, tname: str, kt: Obj, kcomp: Obj, scope: _Scope, nodes: dict[str, _Node]
@@ -755,6 +773,8 @@ def _producers(ref: Obj) -> list[str]:
         return [str(ref["task"])]
     if "collected" in ref:
         return [str(ref["collected"]["task"])]
+    if "oneOf" in ref:
+        return [str(r["task"]) for r in ref["oneOf"]]
     return []
 
 

@@ -226,3 +226,21 @@ def nested(n: int = 3) -> int:
             cell = times(a=row.id, b=col)
         per_row = total(values=dsl.Collected(cell.output))
     return total(values=dsl.Collected(per_row.output)).output
+
+
+@dsl.component
+def flip(v: int) -> str:
+    return "heads" if v > 0 else "tails"
+
+
+@dsl.pipeline(name="kfp-oneof")
+def oneof(v: int = 1) -> str:
+    side = flip(v=v)
+    with dsl.If(side.output == "heads"):
+        heads = say(msg="it was heads")
+        made_heads = write_path(text="A")
+    with dsl.Else():
+        tails = say(msg="it was tails")
+        made_tails = write_path(text="B")
+    read_path(data=dsl.OneOf(made_heads.outputs["out"], made_tails.outputs["out"]))
+    return say(msg=dsl.OneOf(heads.output, tails.output)).output
