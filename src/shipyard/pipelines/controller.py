@@ -696,11 +696,7 @@ class _Run:
             if not done and not (failing and not any(s == "Running" for s in states)):
                 return "wait"
             # It runs whatever became of the tasks it follows, but not outside its branch.
-            try:
-                ok = all(self._clause(c, index) for c in task.get("when") or [])
-            except Unresolved:
-                return "skip"
-            return "ready" if ok else "skip"
+            return self._in_branch(task, index)
         if failing:
             return "wait"
         if any(s in ("Failed", "Cancelled") for s in states):
@@ -719,6 +715,10 @@ class _Run:
             picked = [self.states.get(self._instance(r["task"], index), {}) for r in refs]
             if all(t.get("state") == "Skipped" for t in picked):
                 return "skip"
+        return self._in_branch(task, index)
+
+    def _in_branch(self, task: Obj, index: Ix | None) -> str:
+        """ "ready" if the task's conditions (its dsl.If branch) hold, else "skip"."""
         try:
             ok = all(self._clause(c, index) for c in task.get("when") or [])
         except Unresolved:
