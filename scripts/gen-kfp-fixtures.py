@@ -7,7 +7,8 @@ The kfp SDK cannot be installed beside Shipyard's test dependencies (it pins
     KFP_PYTHON=/path/to/python python scripts/gen-kfp-fixtures.py
 
 It writes ``tests/pipelines/kfp_fixtures/<pipeline>.yaml`` for each pipeline in
-``tests/pipelines/kfp_fixtures/pipelines.py`` and ``examples/pipelines/kfp_hello.yaml``.
+``tests/pipelines/kfp_fixtures/pipelines.py`` (and ``component_<name>.yaml`` for each
+component in its ``COMPONENT_FIXTURES``) and ``examples/pipelines/kfp_hello.yaml``.
 ``--check`` compiles into a temporary folder instead and exits 1 if a committed file differs.
 """
 
@@ -50,6 +51,7 @@ def compile_all(check: bool = False) -> int:
     stale = 0
     for source, out_dir in SOURCES.items():
         ns = runpy.run_path(str(source), run_name="__kfp_fixture__")
+        targets = []
         for obj in ns.values():
             if not (isinstance(obj, BaseComponent) and obj.name.startswith("kfp-")):
                 continue
@@ -58,7 +60,11 @@ def compile_all(check: bool = False) -> int:
             name = obj.name.removeprefix("kfp-").replace("-", "_")
             if out_dir != FIXTURES:
                 name = source.stem
-            path = out_dir / f"{name}.yaml"
+            targets.append((obj, out_dir / f"{name}.yaml"))
+        # Single components compiled on their own (for components.load_component_from_file).
+        for comp in ns.get("COMPONENT_FIXTURES", []):
+            targets.append((comp, out_dir / f"component_{comp.name.replace('-', '_')}.yaml"))
+        for obj, path in targets:
             if not check:
                 compiler.Compiler().compile(obj, str(path))
                 print(f"wrote {path.relative_to(ROOT)}")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from platform_fixtures import EXAMPLES, shipyard_cmd
+from shipyard import components, dsl
 from shipyard.client import Client
 
 pytestmark = pytest.mark.e2e
@@ -159,6 +160,44 @@ def test_kfp_one_of_takes_the_branch_that_ran(client: Client) -> None:
         st = client.run_pipeline(FIXTURES / "oneof.yaml", {"v": v}).wait(60, check=True)
         assert st["outputs"] == {"Output": f"it was {said}"}
         assert st["tasks"]["read-path"]["outputs"] == {"Output": f"{read} via OutputPath"}
+
+
+def test_components_loaded_from_yaml_run_in_a_shipyard_pipeline(client: Client) -> None:
+    add = components.load_component_from_file(FIXTURES / "component_add.yaml")
+    shout = components.load_component_from_file(FIXTURES / "component_shout.yaml")
+    count = components.load_component_from_file(FIXTURES / "component_v1_word_count.yaml")
+
+    @dsl.component
+    def text(words: str, out: dsl.Output[dsl.Dataset]) -> None:
+        with open(out.path, "w") as fh:
+            fh.write(words)
+
+    @dsl.component
+    def read(doc: dsl.Input[dsl.Markdown]) -> str:
+        with open(doc.path) as fh:
+            return fh.read()
+
+    @dsl.pipeline(name="loaded-components")
+    def loaded() -> dict:
+        words = text(words="one two three four")
+        tagged = count(text=words.outputs["out"], extra="tagged")
+        plain = count(text=words.outputs["out"], label="n")
+        return {
+            "sum": add(a=1, b=2).output,
+            "shout": shout(msg="hi", times=2).outputs["out"],
+            "count": tagged.outputs["count"],
+            "tagged": read(doc=tagged.outputs["report"]).output,
+            "plain": read(doc=plain.outputs["report"]).output,
+        }
+
+    st = client.run_pipeline(loaded, {}).wait(120, check=True)
+    assert st["outputs"] == {
+        "sum": 3,
+        "shout": "HI!HI!",
+        "count": 4,
+        "tagged": "# words: 4 (tagged)\n",
+        "plain": "# n: 4\n",
+    }
 
 
 def test_unsupported_kfp_features_are_refused_naming_the_task(

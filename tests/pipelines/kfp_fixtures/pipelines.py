@@ -244,3 +244,7 @@ def oneof(v: int = 1) -> str:
         made_tails = write_path(text="B")
     read_path(data=dsl.OneOf(made_heads.outputs["out"], made_tails.outputs["out"]))
     return say(msg=dsl.OneOf(heads.output, tails.output)).output
+
+
+# Compiled on their own into component_<name>.yaml, for components.load_component_from_file.
+COMPONENT_FIXTURES = [add, shout]
