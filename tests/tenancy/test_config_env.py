@@ -82,19 +82,20 @@ def test_missing_reference_waits_then_starts_when_created(client: Client) -> Non
     assert "A=now" in "".join(client.logs("waiter"))
 
 
-def test_optional_reference_may_be_missing(client: Client) -> None:
-    client.apply(
-        _pod(
-            "optional",
-            [
-                {
-                    "name": "A",
-                    "valueFrom": {"secretKeyRef": {"name": "nope", "key": "a", "optional": True}},
-                },
-            ],
-        )
+def test_optional_reference_may_be_missing_and_leaves_the_variable_unset(client: Client) -> None:
+    pod = _pod(
+        "optional",
+        [
+            {
+                "name": "A",
+                "valueFrom": {"secretKeyRef": {"name": "nope", "key": "a", "optional": True}},
+            },
+        ],
     )
+    pod["spec"]["containers"][0]["command"] = ["sh", "-c", "echo A=${A-unset}"]
+    client.apply(pod)
     client.wait("pod", "optional", phase="Succeeded", timeout=20)
+    assert "".join(client.logs("optional")).strip() == "A=unset"  # as the kubelet leaves it
 
 
 def test_secret_data_must_be_base64(client: Client) -> None:

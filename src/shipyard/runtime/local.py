@@ -562,8 +562,11 @@ class LocalRuntime:
                 env[item["name"]] = expand(str(item.get("value") or ""), env)
             elif "valueFrom" in item:
                 resolved = run.assignment.extra_env.get(item["name"])
+                source = item["valueFrom"]
+                if resolved is None and ("secretKeyRef" in source or "configMapKeyRef" in source):
+                    continue  # an optional key that is missing: unset, as the kubelet leaves it
                 env[item["name"]] = (
-                    resolved if resolved is not None else _value_from(item["valueFrom"], md, c.spec)
+                    resolved if resolved is not None else _value_from(source, md, c.spec)
                 )
         return env
 
