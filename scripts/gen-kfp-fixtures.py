@@ -39,7 +39,8 @@ def kfp_python() -> str:
     py = env / "bin" / "python"
     if not py.exists():
         venv.create(env, with_pip=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", f"kfp=={KFP_VERSION}"], check=True)
+        pins = [f"kfp=={KFP_VERSION}", f"kfp-kubernetes=={KFP_VERSION}"]
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *pins], check=True)
     return str(py)
 
 

@@ -200,6 +200,20 @@ def test_components_loaded_from_yaml_run_in_a_shipyard_pipeline(client: Client) 
     }
 
 
+def test_kfp_kubernetes_env_from_secrets_and_config_maps(client: Client) -> None:
+    client.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                  "stringData": {"pw": "s3cret"}})  # fmt: skip
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                  "data": {"mode": "fast"}})  # fmt: skip
+    st = client.run_pipeline(FIXTURES / "platform.yaml").wait(60, check=True)
+    assert st["tasks"]["env-value"]["outputs"] == {"Output": "PASSWORD: s3cret"}
+    assert st["outputs"] == {"Output": "MODE: fast"}
+    pod = client.get("pods", st["tasks"]["env-value-2"]["pod"])
+    assert pod["spec"]["nodeSelector"] == {"disk": "ssd"}
+    assert pod["spec"]["tolerations"] == [{"key": "gpu", "operator": "Exists",
+                                           "effect": "NoSchedule"}]  # fmt: skip
+
+
 def test_unsupported_kfp_features_are_refused_naming_the_task(
     client: Client, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

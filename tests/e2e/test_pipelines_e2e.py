@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
 import time
 import zipfile
@@ -655,6 +656,43 @@ def test_a_loop_s_runs_and_a_task_named_like_them_keep_their_own_results(
     assert st["outputs"] == {"Output": "outside"}
     assert st["tasks"]["echo[2]"]["outputs"] == {"Output": "c"}
     assert st["tasks"]["echo[2]"]["pod"] != st["tasks"]["echo-2"]["pod"]
+
+
+@dsl.component
+def env_of(name: str) -> str:
+    import os
+
+    return os.environ.get(name, "<unset>")
+
+
+def test_kubernetes_calls_give_a_task_env_from_secrets_and_config_maps(client: Client) -> None:
+    from shipyard import kubernetes
+
+    client.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                  "stringData": {"password": "s3cret"}})  # fmt: skip
+    client.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tuning"},
+                  "data": {"mode": "fast"}})  # fmt: skip
+
+    @dsl.pipeline(name="env-refs")
+    def env_refs() -> dict:
+        secret = env_of(name="PW")
+        kubernetes.use_secret_as_env(secret, "creds", {"password": "PW"})
+        config = env_of(name="MODE")
+        kubernetes.use_config_map_as_env(config, "tuning", {"mode": "MODE"})
+        kubernetes.add_toleration(config, key="gpu", operator="Exists")
+        missing = env_of(name="OPT")
+        kubernetes.use_secret_as_env(missing, "absent", {"k": "OPT"}, optional=True)
+        return {"pw": secret.output, "mode": config.output, "opt": missing.output}
+
+    run = client.run_pipeline(env_refs, {}, cache=False)
+    st = run.wait(60, check=True)
+    assert st["outputs"] == {"pw": "s3cret", "mode": "fast", "opt": "<unset>"}
+    # The Secret's value is read as the Pod starts; the run records only where it comes from.
+    assert "s3cret" not in json.dumps(client.get("pipelineruns", run.name)["spec"])
+    pod = client.get("pods", st["tasks"]["env-of"]["pod"])
+    assert {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}} in (
+        pod["spec"]["containers"][0]["env"]
+    )
 
 
 def test_caching_is_keyed_on_inputs_and_can_be_turned_off(client: Client) -> None:

@@ -59,6 +59,10 @@ def _task_spec(t: Any) -> Obj:
         out["nodeSelector"] = dict(sorted(t.node_selector.items()))
     if t.image:
         out["image"] = t.image
+    if t.env_refs:
+        out["envFrom"] = list(t.env_refs)
+    if t.tolerations:
+        out["tolerations"] = list(t.tolerations)
     return out
 
 

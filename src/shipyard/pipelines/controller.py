@@ -938,6 +938,7 @@ class _Run:
             "artifacts": {k: digests(v) for k, v in sorted(arts.items())},
             "image": task.get("image") or comp.get("image"),
             "env": task.get("env"),
+            "envFrom": task.get("envFrom"),  # which Secret keys, not their values
             "resources": task.get("resources"),
             "nodeSelector": task.get("nodeSelector"),
         }
@@ -965,8 +966,14 @@ class _Run:
         src = (md.get("annotations") or {}).get("shipyard.dev/source-dir")
         if src:
             annotations["shipyard.dev/source-dir"] = src
-        env = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+        env: list[Obj] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
         env += [{"name": k, "value": str(v)} for k, v in (task.get("env") or {}).items()]
+        # kfp-kubernetes' use_secret_as_env / use_config_map_as_env: resolved as the Pod
+        # starts (a missing Secret keeps it Pending with CreateContainerConfigError).
+        env += [
+            {"name": ref["name"], "valueFrom": {k: v for k, v in ref.items() if k != "name"}}
+            for ref in task.get("envFrom") or []
+        ]
         container: Obj = {
             "name": "main",
             "image": task.get("image") or comp.get("image") or "python:3.11",
@@ -979,6 +986,8 @@ class _Run:
         spec: Obj = {"restartPolicy": "Never", "containers": [container]}
         if task.get("nodeSelector"):
             spec["nodeSelector"] = task["nodeSelector"]
+        if task.get("tolerations"):
+            spec["tolerations"] = task["tolerations"]
         return {
             "apiVersion": "v1",
             "kind": "Pod",

@@ -784,6 +784,8 @@ class PipelineTask:
     display_name: str | None = None
     ignore_upstream: bool = False
     image: str | None = None  # set_container_image: this task's, over its component's
+    env_refs: list[Obj] = field(default_factory=list)  # env from Secrets and ConfigMaps
+    tolerations: list[Obj] = field(default_factory=list)
     accelerator: str = "nvidia.com/gpu"  # the resource set_accelerator_limit counts
 
     @property

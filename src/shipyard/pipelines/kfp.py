@@ -169,11 +169,11 @@ class _Translator:
         k8s = ((platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec")
         execs: Obj = (k8s or {}).get("executors") or {}
         for label, conf in execs.items():
-            extra = sorted(set(conf) - {"nodeSelector"})
+            extra = sorted(set(conf) - set(PLATFORM_KEYS))
             if extra:
                 raise self.fail(
                     f"executor {label!r} uses kfp-kubernetes platform config {', '.join(extra)}, "
-                    "which Shipyard does not support yet (only nodeSelector)"
+                    f"which Shipyard does not support yet (only {', '.join(PLATFORM_KEYS)})"
                 )
         other = sorted(set(platform.get("platforms") or {}) - {"kubernetes"})
         if other:
@@ -573,6 +573,12 @@ class _Translator:
         selector = ((self.platform.get(label) or {}).get("nodeSelector") or {}).get("labels")
         if selector:
             task["nodeSelector"] = dict(sorted(selector.items()))
+        refs = self._env_refs(self.platform.get(label) or {}, what)
+        if refs:
+            task["envFrom"] = refs
+        tolerations = (self.platform.get(label) or {}).get("tolerations") or []
+        if tolerations:
+            task["tolerations"] = [_toleration(t) for t in tolerations]
         self.tasks.append(task)
 
         def output(key: str, kind: str) -> Obj:
@@ -675,6 +681,28 @@ class _Translator:
             body["packages"] = packages
         return body
 
+    def _env_refs(self, conf: Obj, what: str) -> list[Obj]:
+        """kfp-kubernetes' secretAsEnv / configMapAsEnv: env from Secret and ConfigMap keys,
+        as a ``shipyard.kubernetes.use_secret_as_env`` task has them."""
+        out: list[Obj] = []
+        for key, kind, name_key, item_key in (
+            ("secretAsEnv", "secretKeyRef", "secretName", "secretKey"),
+            ("configMapAsEnv", "configMapKeyRef", "configMapName", "configMapKey"),
+        ):
+            for entry in conf.get(key) or []:
+                name = entry.get(name_key)
+                by_param = (entry.get(name_key + "Parameter") or {}).get("componentInputParameter")
+                if by_param or not name:
+                    raise self.fail(
+                        f"{what}: a {key} name from a pipeline parameter is not supported"
+                    )
+                for pair in entry.get("keyToEnv") or []:
+                    ref: Obj = {"name": str(name), "key": str(pair[item_key])}
+                    if entry.get("optional"):
+                        ref["optional"] = True
+                    out.append({"name": str(pair["envVar"]), kind: ref})
+        return out
+
     def _importer(self, spec: Obj, inputs: Obj, outputs: Obj, what: str) -> Obj:
         """A dsl.importer node: the component that copies its URI into the store."""
         uri = spec.get("artifactUri") or {}
@@ -738,6 +766,18 @@ _PLACEHOLDER = re.compile(
     r"|outputs\.artifacts\['[^']+'\]\.(?:path|uri|metadata)"
     r"|outputs\.parameters\['[^']+'\]\.output_file)\}\}"
 )
+
+
+# kfp-kubernetes' per-executor settings this platform takes.
+PLATFORM_KEYS = ("nodeSelector", "secretAsEnv", "configMapAsEnv", "tolerations")
+
+
+def _toleration(t: Obj) -> Obj:
+    """kfp-kubernetes' toleration as a Pod's (tolerationSeconds as a number)."""
+    out = {k: t[k] for k in ("key", "operator", "value", "effect") if t.get(k)}
+    if t.get("tolerationSeconds") is not None:
+        out["tolerationSeconds"] = int(t["tolerationSeconds"])
+    return out
 
 
 def _canon(obj: Any) -> bytes:

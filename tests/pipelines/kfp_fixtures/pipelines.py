@@ -7,7 +7,7 @@ tests run the compiled YAML. Keep each pipeline small: the e2e tests run them al
 
 from typing import NamedTuple, Optional
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Dataset, Input, Metrics, Output, PipelineTaskFinalStatus
 
 # -- lightweight Python components ---------------------------------------------------------
@@ -244,6 +244,19 @@ def oneof(v: int = 1) -> str:
         made_tails = write_path(text="B")
     read_path(data=dsl.OneOf(made_heads.outputs["out"], made_tails.outputs["out"]))
     return say(msg=dsl.OneOf(heads.output, tails.output)).output
+
+
+@dsl.pipeline(name="kfp-platform")
+def platform() -> str:
+    password = env_value(name="PASSWORD")
+    kubernetes.use_secret_as_env(password, secret_name="db", secret_key_to_env={"pw": "PASSWORD"})
+    mode = env_value(name="MODE")
+    kubernetes.use_config_map_as_env(
+        mode, config_map_name="settings", config_map_key_to_env={"mode": "MODE"}
+    )
+    kubernetes.add_node_selector(mode, label_key="disk", label_value="ssd")
+    kubernetes.add_toleration(mode, key="gpu", operator="Exists", effect="NoSchedule")
+    return mode.output
 
 
 # Compiled on their own into component_<name>.yaml, for components.load_component_from_file.
