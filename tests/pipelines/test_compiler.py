@@ -612,6 +612,12 @@ def test_nested_loops_that_cannot_be_read_so_are_compile_errors() -> None:
     with pytest.raises(CompileError, match="gathers a loop's outputs for a task outside that"):
         compile_pipeline(dsl.pipeline(two_levels))
 
+    def not_looped() -> None:
+        total_of(xs=dsl.Collected(consume_int(x=1).output))
+
+    with pytest.raises(CompileError, match="gathers a loop's outputs"):
+        compile_pipeline(dsl.pipeline(not_looped))
+
     def sibling_items() -> None:
         with dsl.ParallelFor([1]) as a:
             t = numbers(n=a)

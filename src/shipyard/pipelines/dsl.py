@@ -1116,9 +1116,11 @@ class _Builder:
                     f"task {task.name!r} input {port.name!r} reads {src}, which runs inside "
                     f"{value.task.loop}: wrap it in dsl.Collected(...)"
                 )
+            gathered = value.output.task.loop if isinstance(value, Collected) else None
             if isinstance(value, Collected) and (
-                value.output.task.loop in self.chain(self.loop)
-                or not self.encloses(self.loops[value.output.task.loop or ""].get("parent"))
+                gathered is None
+                or gathered in self.chain(self.loop)
+                or not self.encloses(self.loops[gathered].get("parent"))
             ):
                 raise CompileError(
                     f"task {task.name!r} input {port.name!r} collects {src}: dsl.Collected "
