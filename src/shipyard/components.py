@@ -15,15 +15,14 @@ Two formats are read: a component kfp's compiler wrote (``Compiler().compile(com
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shipyard.pipelines.dsl import CompileError, Component, Port, _canon
-from shipyard.pipelines.types import ARTIFACT_TYPES
+from shipyard.pipelines.dsl import CompileError, PreparedComponent, _path_artifact
+from shipyard.pipelines.types import value_from_text
 
 Obj = dict[str, Any]
 
@@ -44,30 +43,7 @@ _V1_PARAMS = {
 }
 
 
-class LoadedComponent(Component):
-    """A component read from YAML: called in a pipeline like a ``@dsl.component``."""
-
-    def __init__(self, name: str, body: Obj) -> None:
-        self.fn = None  # type: ignore[assignment]
-        self.name = self.__name__ = name
-        self.function, self.source = body["function"], body["source"]
-        self.imports = list(body.get("imports") or [])
-        self.inputs = [_port(n, p, False) for n, p in body["inputs"].items()]
-        self.outputs = [_port(n, p, True) for n, p in body["outputs"].items()]
-        self.options = {"image": body.get("image"), "packages": list(body.get("packages") or [])}
-        self._body = body
-        self.__doc__ = body.get("description")
-
-    def spec(self) -> Obj:
-        return dict(self._body)
-
-
-def _port(name: str, spec: Obj, output: bool) -> Port:
-    extra: Obj = {"default": spec["default"]} if "default" in spec else {}
-    return Port(name, spec["type"], artifact=bool(spec.get("artifact")), output=output, **extra)
-
-
-def load_component_from_text(text: str, where: str = "component") -> LoadedComponent:
+def load_component_from_text(text: str, where: str = "component") -> PreparedComponent:
     """The component described by ``text`` (kfp v2 IR or kfp v1 component YAML)."""
     try:
         doc = yaml.safe_load(text)
@@ -85,7 +61,7 @@ def load_component_from_text(text: str, where: str = "component") -> LoadedCompo
     )
 
 
-def load_component_from_file(path: str | Path) -> LoadedComponent:
+def load_component_from_file(path: str | Path) -> PreparedComponent:
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -93,7 +69,7 @@ def load_component_from_file(path: str | Path) -> LoadedComponent:
     return load_component_from_text(text, str(path))
 
 
-def load_component_from_url(url: str) -> LoadedComponent:
+def load_component_from_url(url: str) -> PreparedComponent:
     import httpx
 
     try:
@@ -104,7 +80,7 @@ def load_component_from_url(url: str) -> LoadedComponent:
     return load_component_from_text(resp.text, url)
 
 
-def _from_ir(doc: Obj, where: str) -> LoadedComponent:
+def _from_ir(doc: Obj, where: str) -> PreparedComponent:
     from shipyard.pipelines.kfp import translate
 
     tasks = ((doc.get("root") or {}).get("dag") or {}).get("tasks") or {}
@@ -116,10 +92,10 @@ def _from_ir(doc: Obj, where: str) -> LoadedComponent:
     spec = translate(doc, where)["spec"]
     ((key, body),) = spec["components"].items()
     name = str(((doc.get("pipelineInfo") or {}).get("name")) or key)
-    return LoadedComponent(name.replace("-", "_"), body)
+    return PreparedComponent(name.replace("-", "_"), body)
 
 
-def _from_v1(doc: Obj, where: str) -> LoadedComponent:
+def _from_v1(doc: Obj, where: str) -> PreparedComponent:
     from shipyard.pipelines.kfp import container_body
 
     name = str(doc.get("name") or "component")
@@ -145,11 +121,11 @@ def _from_v1(doc: Obj, where: str) -> LoadedComponent:
         port_name = str(spec["name"])
         kind = str(spec.get("type") or "String")
         if port_name in used_as_path:
-            inputs[port_name] = {"type": _artifact_type(kind), "artifact": True}
+            inputs[port_name] = {"type": _path_artifact(kind) or "Artifact", "artifact": True}
             continue
         port: Obj = {"type": _V1_PARAMS.get(kind.lower(), "str")}
         if "default" in spec:
-            port["default"] = _v1_default(spec["default"], port["type"])
+            port["default"] = _v1_default(spec["default"], port["type"], where)
         elif spec.get("optional"):
             port["default"] = None
         inputs[port_name] = port
@@ -158,8 +134,10 @@ def _from_v1(doc: Obj, where: str) -> LoadedComponent:
         kind = str(spec.get("type") or "String")
         param = _V1_PARAMS.get(kind.lower())
         out_name = str(spec["name"])
-        outputs[out_name] = {"type": param} if param else {"type": _artifact_type(kind),
-                                                          "artifact": True}  # fmt: skip
+        if param:
+            outputs[out_name] = {"type": param}
+        else:
+            outputs[out_name] = {"type": _path_artifact(kind) or "Artifact", "artifact": True}
 
     def convert(item: Any) -> Any:
         if isinstance(item, str | int | float) and not isinstance(item, bool):
@@ -201,21 +179,14 @@ def _from_v1(doc: Obj, where: str) -> LoadedComponent:
         body["image"] = str(impl["image"])
     if doc.get("description"):
         body["description"] = str(doc["description"])
-    body["digest"] = "sha256:" + hashlib.sha256(_canon(body)).hexdigest()
-    return LoadedComponent(name.lower().replace(" ", "_").replace("-", "_"), body)
+    return PreparedComponent(name.lower().replace(" ", "_").replace("-", "_"), body)
 
 
-def _artifact_type(kind: str) -> str:
-    title = kind.split("@")[0].removeprefix("system.")
-    return title if title in ARTIFACT_TYPES else "Artifact"
-
-
-def _v1_default(value: Any, kind: str) -> Any:
-    """kfp v1 writes defaults as strings."""
-    if not isinstance(value, str) or kind == "str":
+def _v1_default(value: Any, kind: str, where: str) -> Any:
+    """kfp v1 writes defaults as strings: read as an OutputPath file's content is."""
+    if not isinstance(value, str):
         return value
-    if kind in ("list", "dict"):
-        return json.loads(value)
-    if kind == "bool":
-        return value.strip().lower() in ("true", "1")
-    return int(value) if kind == "int" else float(value)
+    try:
+        return value_from_text(value, kind)
+    except ValueError as exc:
+        raise CompileError(f"{where}: default {value!r} is not a {kind}: {exc}") from None

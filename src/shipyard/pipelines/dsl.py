@@ -518,25 +518,39 @@ def _if_present(item: Any) -> Iterator[str]:
             yield from _if_present(value)
 
 
-class _Importer(Component):
-    """What ``dsl.importer`` adds: a task that copies the file or folder at a URI (a local
-    path, ``file://``, or any scheme fsspec reads) into the artifact store as its output
-    ``artifact``, so tasks after it read it as they read any other artifact."""
+class PreparedComponent(Component):
+    """A component whose body (function, source, ports, image) is made rather than read from
+    a Python function: what ``dsl.importer`` adds, or one loaded from YAML
+    (``shipyard.components``). Called in a pipeline like a ``@dsl.component``."""
 
-    def __init__(self, artifact_class: type[Artifact]) -> None:
+    def __init__(self, name: str, body: Obj, options: Obj | None = None) -> None:
         self.fn = None  # type: ignore[assignment]
-        # One component per artifact class (a pipeline's components are named uniquely).
-        kind = artifact_class.__name__
-        self.name = "importer" if kind == "Artifact" else f"importer-{kind.lower()}"
-        from shipyard.pipelines import importer as imp
+        self.name = self.__name__ = name
+        self.function, self.source = body["function"], body["source"]
+        self.imports = list(body.get("imports") or [])
+        self.inputs = [_body_port(n, p, False) for n, p in body["inputs"].items()]
+        self.outputs = [_body_port(n, p, True) for n, p in body["outputs"].items()]
+        packages = list(body.get("packages") or [])
+        self.options = {"image": body.get("image"), "packages": packages, **(options or {})}
+        self._body = {k: v for k, v in body.items() if k != "digest"}
+        self._body["digest"] = "sha256:" + hashlib.sha256(_canon(self._body)).hexdigest()
+        self.__doc__ = body.get("description")
 
-        made = imp.body()
-        self.function, self.source, self.imports = made["function"], made["source"], []
-        self.inputs = [Port("artifact_uri", "str"), Port("metadata", "dict", default={})]
-        self.outputs = [Port("artifact", artifact_class.__name__, artifact=True, output=True)]
-        self.options = {"packages": [], "node_selector": {}, "retries": 0, "cache": False}
-        self.__doc__ = _Importer.__doc__
-        self.__name__ = "importer"
+    def spec(self) -> Obj:
+        return dict(self._body)
+
+
+def _body_port(name: str, spec: Obj, output: bool) -> Port:
+    extra: Obj = {"default": spec["default"]} if "default" in spec else {}
+    return Port(
+        name,
+        spec["type"],
+        artifact=bool(spec.get("artifact")),
+        output=output,
+        many=bool(spec.get("list")),
+        path=bool(spec.get("path")),
+        **extra,
+    )
 
 
 def importer(
@@ -553,10 +567,21 @@ def importer(
         raise CompileError(
             f"dsl.importer: artifact_class must be an artifact class, not {artifact_class!r}"
         )
+    from shipyard.pipelines import importer as imp
+
+    kind = artifact_class.__name__
+    body = {
+        **imp.body(),
+        "inputs": {"artifact_uri": {"type": "str"}, "metadata": {"type": "dict", "default": {}}},
+        "outputs": {"artifact": {"type": kind, "artifact": True}},
+    }
+    # One component per artifact class (a pipeline's components are named uniquely); never
+    # cached: the content at the URI may change between runs.
+    name = "importer" if kind == "Artifact" else f"importer-{kind.lower()}"
     args: Obj = {"artifact_uri": artifact_uri}
     if metadata:
         args["metadata"] = metadata
-    return _Importer(artifact_class)(**args)
+    return PreparedComponent(name, body, {"cache": False})(**args)
 
 
 def container_component(func: Callable[..., Any]) -> ContainerComponent:
