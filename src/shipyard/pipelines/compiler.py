@@ -14,6 +14,7 @@ import yaml
 from shipyard.errors import BadRequest
 from shipyard.pipelines.dsl import (
     CompileError,
+    Component,
     OneOf,
     Pipeline,
     PipelineTask,
@@ -237,3 +238,29 @@ def load(path: str | Path, pipeline: str | None = None) -> Obj:
             raise BadRequest(f"{p} has no pipeline {pipeline!r}; it has: {', '.join(found)}")
         chosen = match
     return compile_pipeline(chosen)
+
+
+class Compiler:
+    """kfp.compiler's ``Compiler``: ``Compiler().compile(pipeline_func, package_path)`` writes
+    the Pipeline YAML ``shipyard compile`` writes (``from shipyard import compiler``)."""
+
+    def compile(
+        self,
+        pipeline_func: Any,
+        package_path: str | Path,
+        pipeline_name: str | None = None,
+        pipeline_parameters: dict[str, Any] | None = None,
+        type_check: bool = True,
+    ) -> None:
+        """Write ``pipeline_func`` (a ``@dsl.pipeline`` function) as YAML to
+        ``package_path``; ``pipeline_parameters`` replace parameters' defaults. Types are
+        always checked (``type_check`` is kfp's switch, and has no effect here)."""
+        if isinstance(pipeline_func, Component):
+            raise CompileError(
+                f"{pipeline_func.name!r} is a component: compile a @dsl.pipeline that uses it "
+                "(Shipyard has no component files of their own)"
+            )
+        if not isinstance(pipeline_func, Pipeline):
+            raise CompileError(f"expected a @dsl.pipeline function, got {pipeline_func!r}")
+        obj = compile_pipeline(pipeline_func, pipeline_name, pipeline_parameters)
+        Path(package_path).write_text(to_yaml(obj))
