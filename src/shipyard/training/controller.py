@@ -208,6 +208,10 @@ class JobController(Controller):
         phases = {k: replicas.phase(p) for k, p in current.items()}
         if succeeded(plan, phases):
             self._cond(status, "Running", False, f"{kind}Succeeded", "")
+            if self._is(status, "Restarting"):
+                # Restarted replicas that ran and succeeded between two looks were never seen
+                # running: the restart is over all the same.
+                self._cond(status, "Restarting", False, f"{kind}Succeeded", "")
             self._cond(
                 status,
                 "Succeeded",
