@@ -641,6 +641,30 @@ def test_nested_parallel_for_runs_a_loop_per_item_and_collects_each_level(
     assert st["tasks"]["summed[2]"]["index"] == 2
 
 
+@dsl.component
+def listed(n: int) -> list:
+    return list(range(n))
+
+
+@dsl.pipeline(name="loop-in-branch")
+def loop_in_branch(n: int) -> None:
+    with dsl.If(n > 0):
+        made = listed(n=n)
+        with dsl.ParallelFor(made.output) as i:
+            cell = mul(a=i, b=10)
+        summed(xs=dsl.Collected(cell.output))
+
+
+def test_a_loop_over_an_output_in_a_branch_not_taken_is_skipped_with_it(client: Client) -> None:
+    """Once the run failed, "tasks can never start": a skipped task's output has no items."""
+    ran = client.run_pipeline(loop_in_branch, {"n": 2}).wait(60, check=True)
+    assert states(ran) == {"listed": "Succeeded", "mul[0]": "Succeeded", "mul[1]": "Succeeded",
+                           "summed": "Succeeded"}  # fmt: skip
+    assert ran["tasks"]["summed"]["outputs"] == {"Output": 10}
+    st = client.run_pipeline(loop_in_branch, {"n": 0}).wait(60, check=True)
+    assert states(st) == {"listed": "Skipped", "summed": "Skipped"}
+
+
 def test_a_loop_s_runs_and_a_task_named_like_them_keep_their_own_results(
     client: Client,
 ) -> None:

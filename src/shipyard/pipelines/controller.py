@@ -549,6 +549,8 @@ class _Run:
             producer = self.states.get(self._instance(ref["task"], outer))
             if producer is None or producer["state"] not in DONE:
                 return None
+            if producer["state"] == "Skipped":
+                return []  # its dsl.If branch did not run: neither does the loop over its output
         value, _ = self.resolve(ref, outer or None)
         if not isinstance(value, list):
             raise Unresolved(f"{loop} items are not a list: {value!r}")
