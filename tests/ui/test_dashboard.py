@@ -74,6 +74,24 @@ def test_pipeline_run_dag_live_states_logs_and_artifacts(
     expect(page.locator(f'tr[data-name="{run.name}"]')).to_contain_text("Succeeded")
 
 
+def test_the_run_graph_draws_an_exit_handler_after_the_tasks_it_guards(
+    platform_client: Client, page: Page
+) -> None:
+    c = platform_client
+    run = c.run_pipeline(str(EXAMPLES / "pipelines" / "exit_handler.py"), {"fail": True})
+    assert run.wait(timeout=60)["phase"] == "Failed"
+    open_page(page, c, f"default/runs/{run.name}")
+    expect(page.locator('tr[data-task="cleanup"]')).to_contain_text("Succeeded")
+    # cytoscape keeps its instance on the container; each edge: source, target, kind.
+    edges = page.evaluate(
+        """() => document.querySelector("#dag")._cyreg.cy.edges()
+        .map((e) => [e.source().id(), e.target().id(), e.data("kind"),
+                     e.style("line-style")])"""
+    )
+    assert edges == [["work", "cleanup", "exit", "dashed"]]
+    shot(page, "exit-handler-run-page")
+
+
 def _gbm_experiment(trials: int) -> dict[str, Any]:
     path = EXAMPLES / "tuning" / "gbm-experiment.yaml"
     exp: dict[str, Any] = yaml.safe_load(path.read_text())

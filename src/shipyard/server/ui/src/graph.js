@@ -16,7 +16,8 @@ export const STATE_COLORS = {
 };
 
 /**
- * nodes: [{id, label, color?, state?}], edges: [{from, to, label?}].
+ * nodes: [{id, label, color?, state?}], edges: [{from, to, label?, kind?}]; an edge of kind
+ * "exit" (a task that runs after others however they ended) is drawn dashed.
  * onSelect(id) is called when a node is clicked. Returns the cytoscape instance.
  */
 export function drawGraph(container, nodes, edges, { onSelect, direction = "TB" } = {}) {
@@ -24,7 +25,7 @@ export function drawGraph(container, nodes, edges, { onSelect, direction = "TB" 
     container,
     elements: [
       ...nodes.map((n) => ({ data: { ...n, color: n.color || STATE_COLORS[n.state] || "#5b6b88" } })),
-      ...edges.map((e, i) => ({ data: { id: `e${i}`, source: e.from, target: e.to, label: e.label || "" } })),
+      ...edges.map((e, i) => ({ data: { id: `e${i}`, source: e.from, target: e.to, label: e.label || "", kind: e.kind || "" } })),
     ],
     layout: { name: "dagre", rankDir: direction, nodeSep: 30, rankSep: 45 },
     wheelSensitivity: 0.3,
@@ -59,6 +60,7 @@ export function drawGraph(container, nodes, edges, { onSelect, direction = "TB" 
           color: "#667085",
         },
       },
+      { selector: 'edge[kind = "exit"]', style: { "line-style": "dashed" } },
     ],
   });
   if (onSelect) cy.on("tap", "node", (ev) => onSelect(ev.target.id()));

@@ -71,7 +71,11 @@ export async function runPage(root, { ns, name }) {
 
   const nodes = spec.tasks.map((t) => ({ id: t.name, label: t.name, state: "Pending" }));
   const edges = [];
-  for (const t of spec.tasks) for (const d of t.dependsOn || []) edges.push({ from: d, to: t.name });
+  for (const t of spec.tasks) {
+    for (const d of t.dependsOn || []) edges.push({ from: d, to: t.name });
+    // Exit handlers and ignore_upstream_failure tasks run after these whatever became of them.
+    for (const d of t.exitFor || []) edges.push({ from: d, to: t.name, kind: "exit" });
+  }
   const cy = drawGraph(dag, nodes, edges, { onSelect: (id) => select(id) });
 
   function drawActions() {
