@@ -162,6 +162,30 @@ def test_kfp_one_of_takes_the_branch_that_ran(client: Client) -> None:
         assert st["tasks"]["read-path"]["outputs"] == {"Output": f"{read} via OutputPath"}
 
 
+def test_kfp_classification_metrics_log_in_kfp_s_shape(client: Client) -> None:
+    st = client.run_pipeline(FIXTURES / "metrics.yaml", {}).wait(60, check=True)
+    assert st["outputs"] == {"Output": [[8, 2], [1, 9]]}
+    arts = st["tasks"]["evaluate"]["artifacts"]
+    assert arts["roc"]["type"] == "ClassificationMetrics"
+    assert arts["roc"]["metadata"]["confidenceMetrics"][1] == {
+        "confidenceThreshold": 0.5, "recall": 0.875, "falsePositiveRate": 0.25
+    }  # fmt: skip
+    assert arts["sliced"]["type"] == "SlicedClassificationMetrics"
+    assert arts["sliced"]["metadata"] == {
+        "evaluationSlices": [
+            {
+                "slice": "young",
+                "sliceClassificationMetrics": {
+                    "confusionMatrix": {
+                        "annotationSpecs": [{"displayName": "neg"}, {"displayName": "pos"}],
+                        "rows": [{"row": [0, 0]}, {"row": [1, 4]}],
+                    }
+                },
+            }
+        ]
+    }
+
+
 def test_components_loaded_from_yaml_run_in_a_shipyard_pipeline(client: Client) -> None:
     add = components.load_component_from_file(FIXTURES / "component_add.yaml")
     shout = components.load_component_from_file(FIXTURES / "component_shout.yaml")

@@ -665,6 +665,56 @@ def test_a_loop_over_an_output_in_a_branch_not_taken_is_skipped_with_it(client: 
     assert states(st) == {"listed": "Skipped", "summed": "Skipped"}
 
 
+@dsl.component
+def scores(
+    roc: Output[dsl.ClassificationMetrics], by_group: Output[dsl.SlicedClassificationMetrics]
+) -> None:
+    from sklearn.metrics import confusion_matrix, roc_curve
+
+    truth = [0, 0, 1, 1, 0, 1]
+    score = [0.1, 0.4, 0.35, 0.8, 0.2, 0.9]
+    fpr, tpr, thresholds = roc_curve(truth, score)  # numpy arrays; the first threshold is inf
+    roc.log_roc_curve(fpr, tpr, thresholds)
+    roc.log_confusion_matrix(["neg", "pos"], confusion_matrix(truth, [int(s > 0.5) for s in score]))
+    by_group.load_confusion_matrix("a", ["neg", "pos"], [[2, 0], [1, 1]])
+    by_group.log_roc_reading("b", threshold=0.5, tpr=1.0, fpr=0.5)
+
+
+@dsl.component
+def true_positives(roc: Input[dsl.ClassificationMetrics]) -> int:
+    return roc.metadata["confusionMatrix"]["rows"][1]["row"][1]
+
+
+def test_classification_metrics_from_scikit_learn_travel_in_kfp_s_shape(client: Client) -> None:
+    import sys
+
+    from sklearn.metrics import roc_curve
+
+    @dsl.pipeline(name="class-metrics")
+    def class_metrics() -> int:
+        return true_positives(roc=scores().outputs["roc"]).output
+
+    st = client.run_pipeline(class_metrics, {}).wait(60, check=True)
+    assert st["outputs"] == {"Output": 2}
+    arts = st["tasks"]["scores"]["artifacts"]
+    roc = arts["roc"]["metadata"]
+    fpr, tpr, _ = roc_curve([0, 0, 1, 1, 0, 1], [0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert [(p["falsePositiveRate"], p["recall"]) for p in roc["confidenceMetrics"]] == list(
+        zip(fpr.tolist(), tpr.tolist(), strict=True)
+    )
+    assert roc["confidenceMetrics"][0]["confidenceThreshold"] == sys.float_info.max
+    assert roc["confusionMatrix"] == {
+        "annotationSpecs": [{"displayName": "neg"}, {"displayName": "pos"}],
+        "rows": [{"row": [3, 0]}, {"row": [1, 2]}],
+    }
+    assert arts["by_group"]["type"] == "SlicedClassificationMetrics"
+    slices = arts["by_group"]["metadata"]["evaluationSlices"]
+    assert [s["slice"] for s in slices] == ["a", "b"]
+    assert slices[1]["sliceClassificationMetrics"]["confidenceMetrics"] == [
+        {"confidenceThreshold": 0.5, "recall": 1.0, "falsePositiveRate": 0.5}
+    ]
+
+
 def test_a_loop_s_runs_and_a_task_named_like_them_keep_their_own_results(
     client: Client,
 ) -> None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
+from shipyard import dsl
 from shipyard.client import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -90,6 +91,37 @@ def test_the_run_graph_draws_an_exit_handler_after_the_tasks_it_guards(
     )
     assert edges == [["work", "cleanup", "exit", "dashed"]]
     shot(page, "exit-handler-run-page")
+
+
+@dsl.component
+def roc_scores(roc: dsl.Output[dsl.ClassificationMetrics]) -> None:
+    roc.log_roc_curve(fpr=[0.0, 0.25, 1.0], tpr=[0.0, 0.75, 1.0], threshold=[0.9, 0.5, 0.1])
+    roc.log_confusion_matrix(["cat", "dog"], [[7, 1], [2, 5]])
+
+
+@dsl.pipeline(name="ui-metrics")
+def _metrics_pipeline() -> None:
+    roc_scores()
+
+
+def test_classification_metrics_show_an_roc_chart_and_a_confusion_matrix(
+    platform_client: Client, page: Page
+) -> None:
+    c = platform_client
+    run = c.run_pipeline(_metrics_pipeline, {})
+    assert run.wait(timeout=60)["phase"] == "Succeeded"
+    open_page(page, c, f"default/runs/{run.name}")
+    page.locator('tr[data-task="roc-scores"]').click()
+    card = page.locator('#task-panel [data-artifact="roc"]')
+    # The ROC curve is drawn with ECharts' SVG renderer: its axis names are text in the page.
+    expect(card.locator(".roc svg")).to_contain_text("false positive rate")
+    expect(card.locator(".roc svg")).to_contain_text("true positive rate")
+    rows = card.locator("table.confusion tr")
+    expect(rows.nth(1)).to_have_text(re.compile(r"^\s*cat\s*7\s*1\s*$"))
+    expect(rows.nth(2)).to_have_text(re.compile(r"^\s*dog\s*2\s*5\s*$"))
+    # A one-task graph is not blown up to fill its box.
+    assert page.evaluate('() => document.querySelector("#dag")._cyreg.cy.zoom()') <= 1.5
+    shot(page, "classification-metrics")
 
 
 def _gbm_experiment(trials: int) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from shipyard.pipelines.types import (
     Output,
     OutputPath,
     PipelineTaskFinalStatus,
+    SlicedClassificationMetrics,
     _OutputMarker,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "ParallelFor",
     "PipelineTask",
     "PipelineTaskFinalStatus",
+    "SlicedClassificationMetrics",
     "component",
     "container_component",
     "importer",

@@ -61,7 +61,7 @@ ARTIFACT_CLASSES = {
     "system.Model": "Model",
     "system.Metrics": "Metrics",
     "system.ClassificationMetrics": "ClassificationMetrics",
-    "system.SlicedClassificationMetrics": "Artifact",
+    "system.SlicedClassificationMetrics": "SlicedClassificationMetrics",
     "system.HTML": "HTML",
     "system.Markdown": "Markdown",
 }

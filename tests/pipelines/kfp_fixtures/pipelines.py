@@ -8,7 +8,15 @@ tests run the compiled YAML. Keep each pipeline small: the e2e tests run them al
 from typing import NamedTuple, Optional
 
 from kfp import dsl, kubernetes
-from kfp.dsl import Dataset, Input, Metrics, Output, PipelineTaskFinalStatus
+from kfp.dsl import (
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Metrics,
+    Output,
+    PipelineTaskFinalStatus,
+    SlicedClassificationMetrics,
+)
 
 # -- lightweight Python components ---------------------------------------------------------
 
@@ -257,6 +265,26 @@ def platform() -> str:
     kubernetes.add_node_selector(mode, label_key="disk", label_value="ssd")
     kubernetes.add_toleration(mode, key="gpu", operator="Exists", effect="NoSchedule")
     return mode.output
+
+
+@dsl.component
+def evaluate(roc: Output[ClassificationMetrics], sliced: Output[SlicedClassificationMetrics]):
+    roc.log_roc_curve(fpr=[0.0, 0.25, 1.0], tpr=[0.0, 0.875, 1.0], threshold=[0.9, 0.5, 0.1])
+    roc.log_confusion_matrix(["neg", "pos"], [[8, 2], [1, 9]])
+    # (kfp's own SlicedClassificationMetrics fails on these: it never sets up its slices.)
+    sliced.set_confusion_matrix_categories("young", ["neg", "pos"])
+    sliced.log_confusion_matrix_row("young", "pos", [1, 4])
+
+
+@dsl.component
+def read_matrix(roc: Input[ClassificationMetrics]) -> list:
+    return [r["row"] for r in roc.metadata["confusionMatrix"]["rows"]]
+
+
+@dsl.pipeline(name="kfp-metrics")
+def metrics() -> list:
+    scores = evaluate()
+    return read_matrix(roc=scores.outputs["roc"]).output
 
 
 # Compiled on their own into component_<name>.yaml, for components.load_component_from_file.

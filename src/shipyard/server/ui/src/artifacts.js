@@ -2,6 +2,7 @@
 // small text artifacts (datasets) as their first lines.
 
 import { marked } from "marked";
+import { rocChart } from "./charts.js";
 import { h, kv, table } from "./dom.js";
 
 const PREVIEW_BYTES = 256 * 1024;
@@ -23,13 +24,37 @@ function metricsTable(meta) {
   return table(["metric", "value"], rows.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, String(v)))), { class: "metrics" });
 }
 
-function confusion(meta) {
-  const cm = meta && meta.confusionMatrix;
-  if (!cm) return null;
+function confusion(cm) {
+  // kfp's shape (annotationSpecs + rows); {categories, matrix} from artifacts written before.
+  const categories = cm.annotationSpecs ? cm.annotationSpecs.map((s) => s.displayName) : cm.categories || [];
+  const rows = cm.rows ? cm.rows.map((r) => r.row) : cm.matrix || [];
   return table(
-    ["actual \\ predicted", ...cm.categories],
-    cm.matrix.map((row, i) => h("tr", {}, h("th", {}, cm.categories[i]), row.map((v) => h("td", {}, String(v))))),
+    ["actual \\ predicted", ...categories],
+    rows.map((row, i) => h("tr", {}, h("th", {}, categories[i]), row.map((v) => h("td", {}, String(v))))),
+    { class: "confusion" },
   );
+}
+
+/** ClassificationMetrics: the ROC curve plotted, the confusion matrix as a table. */
+function classification(meta) {
+  const out = h("div", { class: "classification" });
+  const roc = meta.confidenceMetrics || [];
+  if (roc.length) {
+    const el = h("div", { class: "chart roc", "aria-label": "ROC curve" });
+    out.append(el);
+    const points = roc.map((p) => [p.falsePositiveRate, p.recall, p.confidenceThreshold]);
+    requestAnimationFrame(() => rocChart(el, points)); // once the card is in the page
+  }
+  if (meta.confusionMatrix) out.append(confusion(meta.confusionMatrix));
+  const scalars = Object.entries(meta).filter(([, v]) => typeof v !== "object");
+  if (scalars.length || !out.childNodes.length) out.append(metricsTable(meta));
+  return out;
+}
+
+function sliced(meta) {
+  const slices = meta.evaluationSlices || [];
+  if (!slices.length) return metricsTable(meta);
+  return h("div", {}, ...slices.map((s) => h("div", { class: "slice", "data-slice": s.slice }, h("h4", {}, `slice ${s.slice}`), classification(s.sliceClassificationMetrics || {}))));
 }
 
 async function fetchText(url) {
@@ -52,7 +77,8 @@ export function artifactCard(name, art) {
   const meta = art.metadata || {};
   const type = art.type || "";
   if (type === "Metrics") body.append(metricsTable(meta));
-  else if (type === "ClassificationMetrics") body.append(confusion(meta) || metricsTable(meta));
+  else if (type === "ClassificationMetrics") body.append(classification(meta));
+  else if (type === "SlicedClassificationMetrics") body.append(sliced(meta));
   else if (Object.keys(meta).length) body.append(kv(Object.entries(meta).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)])));
   if (url && (type === "HTML" || type === "Markdown")) {
     fetchText(url)

@@ -55,3 +55,22 @@ export function parallelChart(el, dims, rows, bestIndex) {
     ],
   });
 }
+
+/** An ROC curve: points are [false positive rate, true positive rate, threshold]. */
+export function rocChart(el, points) {
+  const sorted = [...points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  return chart(el, {
+    animation: false,
+    tooltip: {
+      trigger: "item",
+      formatter: (p) => `fpr ${p.value[0]}<br>tpr ${p.value[1]}${p.value[2] !== undefined ? `<br>threshold ${p.value[2]}` : ""}`,
+    },
+    grid: { left: 60, right: 20, top: 20, bottom: 50 },
+    xAxis: { type: "value", name: "false positive rate", nameLocation: "middle", nameGap: 28, min: 0, max: 1 },
+    yAxis: { type: "value", name: "true positive rate", nameLocation: "middle", nameGap: 40, min: 0, max: 1 },
+    series: [
+      { name: "ROC", type: "line", data: sorted, symbolSize: 5, lineStyle: { width: 2 } },
+      { name: "chance", type: "line", data: [[0, 0], [1, 1]], symbol: "none", silent: true, lineStyle: { type: "dashed", width: 1, color: "#a0a7b4" } },
+    ],
+  });
+}

@@ -63,6 +63,14 @@ export function drawGraph(container, nodes, edges, { onSelect, direction = "TB" 
       { selector: 'edge[kind = "exit"]', style: { "line-style": "dashed" } },
     ],
   });
+  // The layout fits the graph to the box: a graph of one or two tasks would fill it with
+  // giant nodes, so fitting does not zoom in past 1.5x (the user still can).
+  cy.ready(() => {
+    if (cy.zoom() > 1.5) {
+      cy.zoom(1.5);
+      cy.center();
+    }
+  });
   if (onSelect) cy.on("tap", "node", (ev) => onSelect(ev.target.id()));
   return cy;
 }
