@@ -552,6 +552,82 @@ def test_pipeline_outputs_come_from_the_top_level_only() -> None:
             compile_pipeline(dsl.pipeline(fn))
 
 
+@dsl.component
+def consume_list(xs: list) -> int:
+    return len(xs)
+
+
+def test_a_task_outside_a_branch_or_exit_handler_cannot_use_a_task_inside_it() -> None:
+    """kfp's rule ("Illegal task dependency across DSL context managers"): outside the block
+    it is not known whether the task ran."""
+
+    def reads_branch(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            inside = consume_int(x=v)
+        consume_int(x=inside.output)
+
+    def collects_loop_in_branch(v: int = 1) -> None:
+        with dsl.If(v > 0), dsl.ParallelFor([1, 2]) as i:
+            looped = consume_int(x=i)
+        consume_list(xs=dsl.Collected(looped.output))
+
+    def after_branch(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            inside = consume_int(x=v)
+        consume_int(x=0).after(inside)
+
+    def other_if_same_condition(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            inside = consume_int(x=v)
+        with dsl.If(v > 0):
+            consume_int(x=inside.output)
+
+    def else_reads_if(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            inside = consume_int(x=v)
+        with dsl.Else():
+            consume_int(x=inside.output)
+
+    def condition_reads_branch(v: int = 1) -> None:
+        with dsl.If(v > 0):
+            inside = consume_int(x=v)
+        with dsl.If(inside.output > 1):
+            consume_int(x=0)
+
+    def reads_exit_handler() -> None:
+        with dsl.ExitHandler(consume_int(x=0)):
+            inside = consume_int(x=1)
+        consume_int(x=inside.output)
+
+    cases = [
+        (reads_branch, "task 'consume-int-2' input 'x' reads task 'consume-int' output", "If"),
+        (collects_loop_in_branch, "input 'xs' reads collected task 'consume-int'", "If"),
+        (after_branch, "task 'consume-int-2' runs .after task 'consume-int'", "If"),
+        (other_if_same_condition, "task 'consume-int-2' input 'x'", "If"),
+        (else_reads_if, "task 'consume-int-2' input 'x'", "If"),
+        (condition_reads_branch, "a dsl.If condition reads task 'consume-int'", "If"),
+        (reads_exit_handler, "task 'consume-int-3' input 'x'", "ExitHandler"),
+    ]
+    for fn, what, kind in cases:
+        with pytest.raises(CompileError, match=f"{what}.* inside a dsl.{kind} block that"):
+            compile_pipeline(dsl.pipeline(fn))
+
+    def fine(v: int = 1) -> None:  # inside the same block, nested ones, or through OneOf
+        first = consume_int(x=v)
+        with dsl.If(v > 0):
+            a = consume_int(x=first.output)
+            with dsl.If(a.output > 0):
+                consume_int(x=a.output).after(first)
+            with dsl.ParallelFor([1, 2]) as i:
+                looped = consume_int(x=i)
+            consume_list(xs=dsl.Collected(looped.output))
+        with dsl.Else():
+            b = consume_int(x=0)
+        consume_int(x=dsl.OneOf(a.output, b.output))
+
+    compile_pipeline(dsl.pipeline(fine))
+
+
 def test_kfp_shaped_compiler_writes_the_pipeline_yaml(tmp_path: Path) -> None:
     from shipyard import compiler
 

@@ -792,6 +792,34 @@ def _check_literal(value: Any, where: str) -> None:
 # Tasks
 
 
+def _outside_of(producer: PipelineTask, when: list[Obj], group: str | None) -> str | None:
+    """The context manager ("dsl.If" or "dsl.ExitHandler") ``producer`` runs in that a task
+    with conditions ``when`` in ExitHandler ``group`` is not inside, if any. As in kfp, such
+    a task may not use the producer's outputs or run .after it: whether it ran is not known.
+    (Branches are told apart by their condition objects, so two dsl.If blocks with the same
+    condition are two contexts, as they are for kfp.)"""
+    theirs = producer.when
+    if len(theirs) > len(when) or any(a is not b for a, b in zip(theirs, when, strict=False)):
+        return "dsl.If"
+    if producer.group is not None and producer.group != group:
+        return "dsl.ExitHandler"
+    return None
+
+
+def _check_context(who: str, what: str, producer: PipelineTask, when: list[Obj],
+                   group: str | None) -> None:  # fmt: skip
+    kind = _outside_of(producer, when, group)
+    if kind is None:
+        return
+    fix = "move it into that block"
+    if kind == "dsl.If":
+        fix += ", or pass the output on with dsl.OneOf(...) of a task in every branch"
+    raise CompileError(
+        f"{who} {what}, but task {producer.name!r} runs inside a {kind} block that "
+        f"{who} is not in, so it may not run: {fix}"
+    )
+
+
 @dataclass
 class PipelineTask:
     name: str
@@ -834,9 +862,11 @@ class PipelineTask:
     def after(self, *tasks: PipelineTask | SubPipelineTask) -> PipelineTask:
         for t in tasks:
             # A nested pipeline: after every task in it.
-            for name in t.task_names() if isinstance(t, SubPipelineTask) else [t.name]:
-                if name not in self.after_:
-                    self.after_.append(name)
+            for before in t.tasks if isinstance(t, SubPipelineTask) else [t]:
+                what = f"runs .after task {before.name!r}"
+                _check_context(f"task {self.name!r}", what, before, self.when, self.group)
+                if before.name not in self.after_:
+                    self.after_.append(before.name)
         return self
 
     def set_retry(
@@ -1154,6 +1184,10 @@ class _Builder:
                     "gathers a loop's outputs for a task outside that loop (and inside the "
                     "loops around it)"
                 )
+            if isinstance(value, TaskOutput | Collected):  # (dsl.OneOf: made for branches)
+                producer = value.task if isinstance(value, TaskOutput) else value.output.task
+                what = f"input {port.name!r} reads {src}"
+                _check_context(f"task {task.name!r}", what, producer, self.when, self.group)
             task.deps += [p for p in value.producers() if p not in task.deps]
             return value.ref()
         if port.artifact:
@@ -1173,6 +1207,9 @@ class _Builder:
 
     @contextmanager
     def condition(self, clauses: list[Obj], deps: list[str]) -> Iterator[None]:
+        for name in deps:
+            what = f"reads task {name!r}"
+            _check_context("a dsl.If condition", what, self.tasks[name], self.when, self.group)
         saved = (self.when, self.when_deps)
         self.when = self.when + clauses
         self.when_deps = self.when_deps + [d for d in deps if d not in self.when_deps]
