@@ -132,3 +132,20 @@ def test_up_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         )
     line = one_line_error(proc)
     assert str(port) in line and "--port" in line
+
+
+def test_a_pipeline_file_that_fails_names_the_file_and_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    body = tmp_path / "body.py"
+    body.write_text("from shipyard import dsl\n\n\n@dsl.pipeline\ndef p():\n    undefined_step()\n")
+    line = one_line_error(sy(cli_env, "compile", str(body)))
+    assert f"{body}, line 6: NameError: name 'undefined_step' is not defined" in line
+    syntax = tmp_path / "syntax.py"
+    syntax.write_text("from shipyard import dsl\ndef p(:\n")
+    assert f"{syntax}, line 2: SyntaxError" in one_line_error(sy(cli_env, "run", str(syntax)))
+    ported = tmp_path / "ported.py"
+    ported.write_text("from kfp import dsl\n")
+    line = one_line_error(sy(cli_env, "run", str(ported)))
+    assert f"{ported}, line 1: ModuleNotFoundError: No module named 'kfp'" in line
+    assert "change `from kfp import dsl` to `from shipyard import dsl`" in line

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from shipyard.errors import BadRequest
+from shipyard.errors import BadRequest, ShipyardError
 from shipyard.pipelines.dsl import (
     CompileError,
     Component,
@@ -197,11 +197,36 @@ def pipelines_in(path: str | Path) -> dict[str, Pipeline]:
     p = Path(path)
     if not p.is_file():
         raise BadRequest(f"{p}: no such file")
-    namespace = runpy.run_path(str(p), run_name="__shipyard_pipeline__")
+    try:
+        namespace = runpy.run_path(str(p), run_name="__shipyard_pipeline__")
+    except ShipyardError:
+        raise  # a compile error already says what is wrong
+    except Exception as exc:
+        raise _user_error(p, exc) from None
     found = {k: v for k, v in namespace.items() if isinstance(v, Pipeline)}
     if not found:
         raise BadRequest(f"{p} defines no @dsl.pipeline function")
     return found
+
+
+def _user_error(p: Path, exc: Exception) -> BadRequest:
+    """The error of a pipeline file that fails as it is run or its pipeline as it is built:
+    the file, the line in it, and the exception (no traceback through Shipyard)."""
+    line = exc.lineno if isinstance(exc, SyntaxError) else None
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame in the user's file
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == p.resolve():
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    where = f"{p}, line {line}" if line else str(p)
+    text = " ".join(str(exc).split())
+    message = f"{where}: {type(exc).__name__}: {text}"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "kfp":
+        message += (
+            " (a kfp SDK pipeline: change `from kfp import dsl` to `from shipyard import dsl`,"
+            " or compile it with kfp and run the YAML)"
+        )
+    return BadRequest(message)
 
 
 def load(path: str | Path, pipeline: str | None = None) -> Obj:
@@ -237,7 +262,12 @@ def load(path: str | Path, pipeline: str | None = None) -> Obj:
         if match is None:
             raise BadRequest(f"{p} has no pipeline {pipeline!r}; it has: {', '.join(found)}")
         chosen = match
-    return compile_pipeline(chosen)
+    try:
+        return compile_pipeline(chosen)
+    except ShipyardError:
+        raise
+    except Exception as exc:  # the pipeline function's own code failed
+        raise _user_error(p, exc) from None
 
 
 class Compiler:
