@@ -94,9 +94,13 @@ def test_the_run_graph_draws_an_exit_handler_after_the_tasks_it_guards(
 
 
 @dsl.component
-def roc_scores(roc: dsl.Output[dsl.ClassificationMetrics]) -> None:
+def roc_scores(
+    roc: dsl.Output[dsl.ClassificationMetrics], sliced: dsl.Output[dsl.SlicedClassificationMetrics]
+) -> None:
     roc.log_roc_curve(fpr=[0.0, 0.25, 1.0], tpr=[0.0, 0.75, 1.0], threshold=[0.9, 0.5, 0.1])
     roc.log_confusion_matrix(["cat", "dog"], [[7, 1], [2, 5]])
+    sliced.load_confusion_matrix("indoor", ["cat", "dog"], [[3, 0], [1, 2]])
+    sliced.load_roc_readings("outdoor", [[0.5, 0.6, 0.2]])
 
 
 @dsl.pipeline(name="ui-metrics")
@@ -119,6 +123,11 @@ def test_classification_metrics_show_an_roc_chart_and_a_confusion_matrix(
     rows = card.locator("table.confusion tr")
     expect(rows.nth(1)).to_have_text(re.compile(r"^\s*cat\s*7\s*1\s*$"))
     expect(rows.nth(2)).to_have_text(re.compile(r"^\s*dog\s*2\s*5\s*$"))
+    sliced = page.locator('#task-panel [data-artifact="sliced"]')
+    expect(sliced.locator('[data-slice="indoor"] table.confusion tr').nth(2)).to_have_text(
+        re.compile(r"^\s*dog\s*1\s*2\s*$")
+    )
+    expect(sliced.locator('[data-slice="outdoor"] .roc svg')).to_contain_text("true positive rate")
     # A one-task graph is not blown up to fill its box.
     assert page.evaluate('() => document.querySelector("#dag")._cyreg.cy.zoom()') <= 1.5
     shot(page, "classification-metrics")

@@ -63,7 +63,8 @@ export function rocChart(el, points) {
     animation: false,
     tooltip: {
       trigger: "item",
-      formatter: (p) => `fpr ${p.value[0]}<br>tpr ${p.value[1]}${p.value[2] !== undefined ? `<br>threshold ${p.value[2]}` : ""}`,
+      // Numbers only: the tooltip is HTML.
+      formatter: (p) => `fpr ${Number(p.value[0])}<br>tpr ${Number(p.value[1])}${p.value[2] !== undefined ? `<br>threshold ${Number(p.value[2])}` : ""}`,
     },
     grid: { left: 60, right: 20, top: 20, bottom: 50 },
     xAxis: { type: "value", name: "false positive rate", nameLocation: "middle", nameGap: 28, min: 0, max: 1 },
