@@ -83,6 +83,7 @@ def test_examples_run_from_the_cli_with_conditions_and_describe(
 ) -> None:
     r = cli(cli_env, "run", str(PIPES / "iris_train.py"), "--name", "iris", "--watch")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.endswith("\n")  # piped: the task tree's last line ends too
     st = client.get("pipelineruns", "iris")["status"]
     assert st["phase"] == "Succeeded"
     s = states(st)

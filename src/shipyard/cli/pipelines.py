@@ -111,6 +111,8 @@ def _watch(c: Any, handle: Any, timeout: float) -> Obj:
                     break
             except Exception:
                 time.sleep(0.2)
+    if not output.out.is_terminal:
+        output.out.line()  # Live ends its last render with a newline only on a terminal
     return status
 
 
