@@ -70,6 +70,8 @@ def test_pipeline_run_dag_live_states_logs_and_artifacts(
     expect(panel.locator('[data-artifact="metrics"]')).to_contain_text(str(accuracy))
     expect(page.locator("#task-logs")).to_contain_text(f"accuracy={accuracy}")
     shot(page, "pipeline-run-page")
+    page.locator('tr[data-task="report-low"]').click()
+    expect(page.locator("#task-logs")).to_have_text("(skipped: no pod ran)")
     # Back on the list the run shows its final state.
     page.get_by_role("link", name="Pipeline runs").first.click()
     expect(page.locator(f'tr[data-name="{run.name}"]')).to_contain_text("Succeeded")
@@ -128,6 +130,7 @@ def test_classification_metrics_show_an_roc_chart_and_a_confusion_matrix(
         re.compile(r"^\s*dog\s*1\s*2\s*$")
     )
     expect(sliced.locator('[data-slice="outdoor"] .roc svg')).to_contain_text("true positive rate")
+    expect(page.locator("#task-logs")).to_have_text("(no output)")  # it printed nothing
     # A one-task graph is not blown up to fill its box.
     assert page.evaluate('() => document.querySelector("#dag")._cyreg.cy.zoom()') <= 1.5
     shot(page, "classification-metrics")

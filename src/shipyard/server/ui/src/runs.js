@@ -181,18 +181,29 @@ export async function runPage(root, { ns, name }) {
     logText = "";
     stopLogs = null;
     if (!first.pod) {
-      logs.textContent = "(no pod yet)";
+      const why = { Cached: "cached: no pod ran", Skipped: "skipped: no pod ran" }[first.state];
+      logs.textContent = `(${why || "no pod yet"})`;
       return;
     }
     const follow = ["Running", "Pending"].includes(first.state);
-    stopLogs = streamLogs(ns, first.pod, { follow }, (chunk) => {
-      logText += chunk;
+    const show = () => {
       const cur = document.getElementById("task-logs");
       if (cur) {
         cur.textContent = logText;
         cur.scrollTop = cur.scrollHeight;
       }
-    });
+    };
+    const onChunk = (chunk) => {
+      logText += chunk;
+      show();
+    };
+    const onEnd = () => {
+      if (logText === "" && logKey === key) {
+        logText = "(no output)";
+        show();
+      }
+    };
+    stopLogs = streamLogs(ns, first.pod, { follow }, onChunk, onEnd);
   }
 
   update();
