@@ -552,11 +552,6 @@ def test_pipeline_outputs_come_from_the_top_level_only() -> None:
             compile_pipeline(dsl.pipeline(fn))
 
 
-@dsl.component
-def consume_list(xs: list) -> int:
-    return len(xs)
-
-
 def test_a_task_outside_a_branch_or_exit_handler_cannot_use_a_task_inside_it() -> None:
     """kfp's rule ("Illegal task dependency across DSL context managers"): outside the block
     it is not known whether the task ran."""
@@ -569,7 +564,7 @@ def test_a_task_outside_a_branch_or_exit_handler_cannot_use_a_task_inside_it() -
     def collects_loop_in_branch(v: int = 1) -> None:
         with dsl.If(v > 0), dsl.ParallelFor([1, 2]) as i:
             looped = consume_int(x=i)
-        consume_list(xs=dsl.Collected(looped.output))
+        total_of(xs=dsl.Collected(looped.output))
 
     def after_branch(v: int = 1) -> None:
         with dsl.If(v > 0):
@@ -620,7 +615,7 @@ def test_a_task_outside_a_branch_or_exit_handler_cannot_use_a_task_inside_it() -
                 consume_int(x=a.output).after(first)
             with dsl.ParallelFor([1, 2]) as i:
                 looped = consume_int(x=i)
-            consume_list(xs=dsl.Collected(looped.output))
+            total_of(xs=dsl.Collected(looped.output))
         with dsl.Else():
             b = consume_int(x=0)
         consume_int(x=dsl.OneOf(a.output, b.output))

@@ -969,9 +969,6 @@ class SubPipelineTask:
     def __init__(self, name: str, tasks: list[PipelineTask], result: Any) -> None:
         self.name, self.tasks, self.result = name, tasks, result
 
-    def task_names(self) -> list[str]:
-        return [t.name for t in self.tasks]
-
     def _named(self) -> dict[str, Any]:
         result = self.result
         if result is None:
