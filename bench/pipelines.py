@@ -17,6 +17,14 @@ running kfp.local and then Shipyard, so both see the same load; the medians are 
 The growth ratio compares medians too: of the 100-task fan-outs (one per round) and of the
 1,000-task ones (one in each of the first three rounds, so that one load spike does not
 decide it). The load average is printed with the figures.
+
+Nothing is deleted until every round is measured: kfp.local's folders of all rounds stay
+until the end. A Shipyard step makes three files (its log, its working folder, its outputs)
+and on ext4 without a journal (this machine's disk) making one scans past every inode freed
+in the same block group in the last minutes: after a burst of deletions under /tmp (a test
+run, an earlier run of this benchmark, which removes its folder as it ends) making a file
+there took ~0.75 ms instead of ~0.015 ms, and Shipyard's steps are measured slower for some
+minutes.
 """
 
 from __future__ import annotations
@@ -150,19 +158,21 @@ def wide(items: list) -> None:
         add(x=item)
 
 
-def kfp_peer() -> dict[str, float] | None:
+def kfp_peer(tmp: str) -> dict[str, float] | None:
+    """One round of kfp.local, in the new folder ``tmp`` (removed by the caller, only once
+    all rounds of both sides are measured: see main)."""
     py = VENV / "bin" / "python"
     if not py.exists():
         print(f"creating {VENV} with kfp (pip)...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "kfp"], check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "kfp_bench.py"
-        script.write_text(KFP_SCRIPT)
-        # TMPDIR: kfp.local leaves its pipeline root and a folder per task under the temp
-        # folder; pointing it at this one removes them with it.
-        env = {**os.environ, "TMPDIR": tmp}
-        r = subprocess.run([str(py), str(script)], capture_output=True, text=True, cwd=tmp, env=env)
+    os.makedirs(tmp)
+    script = Path(tmp) / "kfp_bench.py"
+    script.write_text(KFP_SCRIPT)
+    # TMPDIR: kfp.local leaves its pipeline root and a folder per task under the temp
+    # folder; pointing it at this one removes them with it, at the end.
+    env = {**os.environ, "TMPDIR": tmp}
+    r = subprocess.run([str(py), str(script)], capture_output=True, text=True, cwd=tmp, env=env)
     if r.returncode != 0:
         print("kfp.local failed:", r.stderr[-2000:])
         return None
@@ -196,8 +206,8 @@ def main() -> None:
     print("shipyard: " + ("embedded in this process" if embedded else "`shipyard up`, own process"))
     with tempfile.TemporaryDirectory() as tmp, platform(tmp, embedded) as c:
         timed(c, line)  # warm-up: starts the zygote (imports once), not measured
-        for _ in range(rounds):
-            got = kfp_peer()
+        for i in range(rounds):
+            got = kfp_peer(os.path.join(tmp, f"kfp-{i}"))
             for key in theirs_all:
                 theirs_all[key].append(got[key] if got else float("nan"))
             ours_all["a"].append(timed(c, line))
