@@ -918,6 +918,74 @@ def test_a_spare_makes_the_folder_log_and_file_its_container_takes_and_nothing_i
     assert "named" in log_of(rt, named)
 
 
+def stocked_sets(rt: LocalRuntime) -> dict[str, dict[int, str]]:
+    """The complete sets the zygotes made ahead (``s<N>``): by kind, inode -> set name."""
+    names = {p.stem for p in ready_entries(rt) if p.name.startswith("s")}
+    sets: dict[str, dict[int, str]] = {".log": {}, ".d": {}, ".file": {}}
+    for folder in (rt.run_dir / "warm").glob("ready-*"):
+        for stem in names:
+            with contextlib.suppress(FileNotFoundError):
+                found = {kind: (folder / f"{stem}{kind}").stat().st_ino for kind in sets}
+                for kind, ino in found.items():
+                    sets[kind][ino] = stem
+    return sets
+
+
+def full_stock(rt: LocalRuntime) -> dict[str, dict[int, str]] | None:
+    """The sets made ahead once there are STOCK_SETS of them (and maybe the spare's)."""
+    sets = stocked_sets(rt)
+    return sets if len(sets[".log"]) >= warm.STOCK_SETS else None
+
+
+def test_the_zygote_makes_sets_of_entries_ahead_in_quiet_moments_for_its_spares(
+    rt: LocalRuntime,
+) -> None:
+    """A spare forked as a container ends makes its entries while the control plane starts
+    the next container, and on a file system slow to make files that container waited for
+    them: the zygote makes whole sets ahead once it has had no news for a moment, up to
+    STOCK_SETS, and its spares take them. A container takes the log, the working folder and
+    the file of a set made ahead; what it left of its set is removed once it has ended; the
+    stock is made up again in the next quiet moment."""
+    assert rt.warm.prestart("")
+    full = wait_until(lambda: full_stock(rt), what="a full stock")
+    assert len(full[".d"]) == len(full[".file"]) == len(full[".log"])
+    code = (
+        "import os; from shipyard.runtime import warm; path = warm.ready_file(); "
+        "open(path, 'w').write('out'); os.rename(path, 'out.txt'); print('ran')"
+    )
+    taken: set[str] = set()
+    for _ in range(3):  # the first may still take the set its spare made itself
+        pod = warm_pod(py(code))
+        rt.start(pod, Assignment())
+        assert terminated(finished(rt, pod))["exitCode"] == 0, log_of(rt, pod)
+        cwd = rt.data_dir / "pods" / "default" / pod["metadata"]["name"]
+        log_ino = rt.log_path(pod).stat().st_ino
+        if log_ino not in full[".log"]:
+            continue
+        stem = full[".log"][log_ino]
+        assert full[".d"][cwd.stat().st_ino] == stem
+        assert full[".file"][(cwd / "out.txt").stat().st_ino] == stem
+        assert (cwd / "out.txt").read_text() == "out"
+        assert log_of(rt, pod).strip() == "ran"
+        taken.add(stem)
+    assert taken, "no container took a set made ahead"
+
+    # One that takes nothing but its log (its working folder is named, it writes no file):
+    # the rest of its set goes once it has ended.
+    named = warm_pod(py("print('named')", workingDir=str(rt.data_dir)))
+    rt.start(named, Assignment())
+    assert terminated(finished(rt, named))["exitCode"] == 0
+    stem = full[".log"].get(rt.log_path(named).stat().st_ino)
+    assert stem is not None
+    folder = next((rt.run_dir / "warm").glob("ready-*"))
+    wait_until(lambda: not any(folder.glob(f"{stem}.*")), what=f"{stem}'s entries removed")
+    assert rt.log_path(named).stat().st_nlink == 1
+    assert "named" in log_of(rt, named)
+    # Made up again: a full stock, none of its sets the ones taken.
+    again = wait_until(lambda: full_stock(rt), what="the stock made up again")
+    assert not taken & set(again[".log"].values())
+
+
 def test_containers_make_their_own_entries_when_the_spares_are_gone(rt: LocalRuntime) -> None:
     """The ready folder removed under the zygote (its spare's entries with it): the next
     containers still get their working folder and log, and ready_file's path is simply

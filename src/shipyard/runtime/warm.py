@@ -20,14 +20,15 @@ Protocol (one Unix stream connection per container, lean on purpose):
 2. the zygote hands the request, with the connection, to its spare (a child it forked ahead
    of time, which prepared itself and waits on a socket pair; the next spare is forked when
    a container ends, or shortly after the hand-over, not beside the container just
-   started; while it waits, it also makes the container's working folder, log file and
-   one empty file in the zygote's ready folder, which the container renames or links into
-   place: see _Ready) or forks a child; zygote → runtime: the child's pid and its start
-   time in clock ticks (8 bytes each), or nothing if it could not. The child starts at
-   once: the zygote reaps it only after replying, so until then even a child that already
-   ended is a zombie whose pid and start time are still its own. The runtime does not wait
-   for this answer: it reads it when the connection becomes readable (the container shows
-   ContainerCreating until then);
+   started; while it waits, it also takes a set of a working folder, a log file and one
+   empty file in the zygote's ready folder, which the container renames or links into
+   place: the zygote makes such sets ahead in quiet moments, and a spare makes its own when
+   there are none left: see _Ready and _Stock) or forks a child; zygote → runtime: the
+   child's pid and its start time in clock ticks (8 bytes each), or nothing if it could
+   not. The child starts at once: the zygote reaps it only after replying, so until then
+   even a child that already ended is a zombie whose pid and start time are still its own.
+   The runtime does not wait for this answer: it reads it when the connection becomes
+   readable (the container shows ContainerCreating until then);
 3. zygote → runtime, as soon as the child has told the zygote its exit code (on a socket
    pair, its last act before ``_exit``; a small child is then torn down at idle priority),
    or else when the child has been reaped: the exit code (4 bytes). The runtime watches the
@@ -87,10 +88,12 @@ _Mains = dict[str, tuple[Any, Any]]  # preloaded module -> (spec, code) to run i
 # before it forks: a module a child imported from under one of these, and not from its own
 # working directory or PYTHONPATH, is the module the zygote would import under that name.
 _ROOTS: tuple[str, ...] = ()
-_READY = ""  # in a zygote: its folder of entries its spares make ahead (see _Ready)
+_READY = ""  # in a zygote: its folder of entries made ahead for its spares (see _Ready)
 _LEARN_CAP = 32 << 10  # bytes of module names a child reports
 FORGET = b"F"  # runtime -> zygote: the container's exit code is recorded (see release)
 SPARE_DELAY = 0.02  # seconds after a hand-over to fork the next spare anyway (see replenish)
+STOCK_SETS = 64  # sets of ready entries a zygote keeps made ahead (see _Stock)
+STOCK_QUIET = 0.05  # seconds without news before a zygote makes more of them
 # A container that peaked below this (KiB resident: a pipeline step is ~18 MB) is torn down
 # at idle priority once it has reported its end (see _child); a larger one at once, so that
 # its memory is freed promptly on a busy machine.
@@ -447,13 +450,14 @@ def _loaded() -> frozenset[str]:
 
 
 class _Ready:
-    """What a spare makes while it waits for its request, in the zygote's ready folder (in
-    the runtime's data, on the file system of the logs and Pod folders): an empty folder, an
-    empty log file and an empty file, which its container renames or links into place as its
-    working folder, its log and a file it writes (see :func:`ready_file`). Creating a file
-    or a folder (a new inode) took 0.1-0.7 ms on a VM's disk, a rename or a link a tenth of
-    that, and a pipeline step made three after its request. Named by the spare's pid; what
-    its container did not take, the zygote removes once it has reaped it."""
+    """A spare's set of entries in the zygote's ready folder (in the runtime's data, on the
+    file system of the logs and Pod folders): an empty folder, an empty log file and an
+    empty file, which its container renames or links into place as its working folder, its
+    log and a file it writes (see :func:`ready_file`). Creating a file or a folder (a new
+    inode) took 0.1-0.7 ms on a VM's disk, a rename or a link a tenth of that, and a
+    pipeline step made three after its request. The set is one the zygote made ahead (see
+    _Stock), or else one the spare makes while it waits, named by its pid. What its
+    container did not take, the zygote removes once it has reaped it."""
 
     __slots__ = ("dir", "file", "log", "log_fd")
 
@@ -475,13 +479,21 @@ class _Ready:
         return path
 
     @classmethod
-    def make(cls, sock: socket.socket) -> _Ready | None:
-        """In a spare: make its entries (None if the zygote has no ready folder), one at a
-        time and only while its request (on ``sock``) is not there yet: a request waits for
-        none of them. One not made is left to the container, as without a spare."""
+    def make(cls, sock: socket.socket, stocked: str | None = None) -> _Ready | None:
+        """In a spare: its entries (None if the zygote has no ready folder). The set named
+        ``stocked`` (the base of its names) was made by the zygote: its log is only opened.
+        Otherwise the spare makes them, one at a time and only while its request (on
+        ``sock``) is not there yet: a request waits for none of them. One not made (or
+        gone) is left to the container, as without a spare."""
         if not _READY:
             return None
-        base = os.path.join(_READY, str(os.getpid()))
+        if stocked is not None:
+            ready = cls(stocked + ".log")
+            with contextlib.suppress(OSError):
+                ready.log_fd = os.open(ready.log, os.O_WRONLY | os.O_APPEND)
+            ready.dir, ready.file = stocked + ".d", stocked + ".file"
+            return ready
+        base = _spare_base(os.getpid())
         ready = cls(base + ".log")
         waiting = select.poll()
         waiting.register(sock, select.POLLIN)
@@ -500,7 +512,7 @@ class _Ready:
         self.dir = base + ".d"
 
     def _make_file(self, base: str) -> None:
-        os.close(os.open(base + ".file", os.O_WRONLY | os.O_CREAT, 0o644))
+        _new_file(base + ".file")
         self.file = base + ".file"
 
     def take_log(self, path: str) -> int:
@@ -531,15 +543,74 @@ class _Ready:
         make_dir(path)
 
     @staticmethod
-    def remove(pid: int) -> None:
-        """In the zygote, once the child ``pid`` is gone: drop what it did not take."""
-        if _READY:
-            base = os.path.join(_READY, str(pid))
-            for name in (base + ".log", base + ".file"):
-                with contextlib.suppress(OSError):
-                    os.unlink(name)
+    def remove(base: str) -> None:
+        """In the zygote, once the child that had the set ``base`` is gone: drop what it
+        did not take."""
+        for name in (base + ".log", base + ".file"):
             with contextlib.suppress(OSError):
-                os.rmdir(base + ".d")
+                os.unlink(name)
+        with contextlib.suppress(OSError):
+            os.rmdir(base + ".d")
+
+
+def _spare_base(pid: int) -> str:
+    """The base of the names of the entries a spare makes itself."""
+    return os.path.join(_READY, str(pid))
+
+
+def _new_file(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+
+
+class _Stock:
+    """Sets of ready entries (see _Ready) the zygote makes ahead, one entry at a time, once
+    it has heard nothing for STOCK_QUIET seconds, up to STOCK_SETS sets. A spare is forked
+    when a container ends and makes its set while the control plane starts the next one:
+    when making a file is slow, the next request waited for it. On ext4 without a journal
+    it was ~0.75 ms a file for minutes after many files nearby were deleted (the allocator
+    passes over recently freed inodes), and a 10-step pipeline then took 6.3 ms a step
+    instead of 4.7-5.2 with its sets made ahead. Named ``s<N>``, apart from the spares'."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []  # bases of complete sets
+        self._part = 0  # entries made of the next set
+        self._seq = 0
+        self._quiet_from = time.monotonic()
+        self._failed = False
+
+    def due(self) -> float | None:
+        """Seconds until the next entry is to be made; None if none is to be."""
+        if not _READY or self._failed or len(self.sets) >= STOCK_SETS:
+            return None
+        return max(0.0, self._quiet_from + STOCK_QUIET - time.monotonic())
+
+    def busy(self) -> None:
+        """The zygote had news: no entries until it has been quiet again."""
+        self._quiet_from = time.monotonic()
+
+    def make_one(self) -> None:
+        """Make the next entry if due; a failure (the folder is gone) stops the stocking."""
+        if self.due() != 0.0:
+            return
+        base = os.path.join(_READY, f"s{self._seq}")
+        try:
+            if self._part == 0:
+                _new_file(base + ".log")
+            elif self._part == 1:
+                os.mkdir(base + ".d")
+            else:
+                _new_file(base + ".file")
+        except OSError:
+            self._failed = True
+            return
+        self._part += 1
+        if self._part == 3:
+            self.sets.append(base)
+            self._part, self._seq = 0, self._seq + 1
+
+    def take(self) -> str | None:
+        """A complete set for a spare, gone from the stock; None if there is none."""
+        return self.sets.pop() if self.sets else None
 
 
 _TAKEN: _Ready | None = None  # in a container forked from a spare: what the spare made
@@ -925,7 +996,10 @@ def zygote_main(listen_fd: int, ready: str, modules: list[str]) -> None:
     server = _Server(sel, mains)
     accepting = True
     while accepting or server.boxes:
-        for key, _ in sel.select(server.spare_timeout()):
+        events = sel.select(server.timeout())
+        if events:
+            server.stock.busy()
+        for key, _ in events:
             if key.data == "accept":
                 conn, _ = listener.accept()
                 server.serve(conn)
@@ -947,6 +1021,8 @@ def zygote_main(listen_fd: int, ready: str, modules: list[str]) -> None:
                     server.reap(box)
         if accepting:
             server.replenish(due_only=True)
+            if not events and not server.stopping:
+                server.stock.make_one()
     if _READY:
         shutil.rmtree(_READY, ignore_errors=True)
 
@@ -955,12 +1031,19 @@ class _Box:
     """A container the zygote forked, from its request until it is reaped and the runtime
     has let go of its connection."""
 
-    __slots__ = ("code", "conn", "exit_path", "orphan", "pid", "pidfd", "reaped", "report")
+    __slots__ = ("code", "conn", "exit_path", "orphan", "pid", "pidfd", "ready", "reaped", "report")
 
     def __init__(
-        self, pid: int, pidfd: int, conn: socket.socket, exit_path: str, report: socket.socket
+        self,
+        pid: int,
+        pidfd: int,
+        conn: socket.socket,
+        exit_path: str,
+        report: socket.socket,
+        ready: str | None,
     ) -> None:
         self.pid, self.pidfd, self.exit_path = pid, pidfd, exit_path
+        self.ready = ready  # the base of its set of ready entries, if it had one (_Ready)
         self.conn: socket.socket | None = conn  # None once the runtime let go or hung up
         self.report: socket.socket | None = report  # None once the child reported or closed
         self.code: int | None = None  # known once the child reported it or was reaped
@@ -976,7 +1059,8 @@ class _Server:
         self.sel = sel
         self.mains = mains
         self.boxes: set[_Box] = set()  # until reaped and let go of by the runtime
-        self.spare: _Spare | None = _Spare.fork(mains)
+        self.stock = _Stock()
+        self.spare: _Spare | None = _Spare.fork(mains, None)
         # When to fork the next spare if no child ended before (see replenish).
         self.spare_due: float | None = None
         self.stopping = False
@@ -992,8 +1076,9 @@ class _Server:
             request = head + rest
             exit_path, body = _unframe(request)
             spare, self.spare = self.spare, None
+            ready = None
             if spare is not None and spare.hand(request, conn):
-                pid, report = spare.pid, spare.sock
+                pid, report, ready = spare.pid, spare.sock, spare.ready
             else:
                 report, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 sys.stdout.flush()
@@ -1008,7 +1093,7 @@ class _Server:
             log.exception("warm zygote: request failed")
             conn.close()
             return
-        box = _Box(pid, os.pidfd_open(pid), conn, exit_path, report)
+        box = _Box(pid, os.pidfd_open(pid), conn, exit_path, report, ready)
         self.boxes.add(box)
         self.sel.register(box.pidfd, 1, ("child", box))
         report.setblocking(False)
@@ -1022,10 +1107,12 @@ class _Server:
         if self.spare is None and self.spare_due is None:
             self.spare_due = time.monotonic() + SPARE_DELAY
 
-    def spare_timeout(self) -> float | None:
-        if self.spare_due is None:
-            return None
-        return max(0.0, self.spare_due - time.monotonic())
+    def timeout(self) -> float | None:
+        """How long the zygote may wait for news: until the next spare or entry is due."""
+        due = [] if self.stopping else [self.stock.due()]
+        if self.spare_due is not None:
+            due.append(max(0.0, self.spare_due - time.monotonic()))
+        return min((d for d in due if d is not None), default=None)
 
     def replenish(self, *, due_only: bool = False) -> None:
         """Fork the next spare, off the next request's path, but not while the container
@@ -1037,7 +1124,7 @@ class _Server:
         if due_only and time.monotonic() < self.spare_due:
             return
         self.spare_due = None
-        self.spare = _Spare.fork(self.mains)
+        self.spare = _Spare.fork(self.mains, self.stock.take())
 
     def reported(self, box: _Box) -> None:
         """The child sent its exit code (or closed its end without): pass the code on to the
@@ -1155,7 +1242,7 @@ class _Server:
             self.spare.close()
             self.spare = None
         if not self.stopping:
-            self.spare, self.spare_due = _Spare.fork(self.mains), None
+            self.spare, self.spare_due = _Spare.fork(self.mains, self.stock.take()), None
 
     def reap(self, box: _Box) -> None:
         self.sel.unregister(box.pidfd)
@@ -1166,7 +1253,8 @@ class _Server:
             box.report = None
         _, status = os.waitpid(box.pid, 0)
         box.reaped = True
-        _Ready.remove(box.pid)
+        if box.ready is not None:
+            _Ready.remove(box.ready)
         if box.code is None:  # it did not report (killed, or it closed its socket)
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code
@@ -1216,12 +1304,14 @@ class _Spare:
     """A forked child that waits, on its end of a socket pair, for a request and the
     connection to answer on (passed as a file descriptor), then becomes that container."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, ready: str | None) -> None:
         self.pid = pid
         self.sock = sock
+        self.ready = ready  # the base of its set of ready entries, if any (see _Ready)
 
     @classmethod
-    def fork(cls, mains: _Mains) -> _Spare | None:
+    def fork(cls, mains: _Mains, stocked: str | None) -> _Spare | None:
+        """Fork a spare, with the set of ready entries ``stocked`` if the stock had one."""
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             sys.stdout.flush()
@@ -1230,11 +1320,14 @@ class _Spare:
             pid = os.fork()
         except OSError:
             log.exception("warm zygote: cannot fork a spare")
+            if stocked is not None:
+                _Ready.remove(stocked)
             return None
         if pid == 0:
-            _spare_main(theirs, mains)
+            _spare_main(theirs, mains, stocked)
         theirs.close()
-        return cls(pid, ours)
+        ready = stocked if stocked is not None else _spare_base(pid) if _READY else None
+        return cls(pid, ours, ready)
 
     def hand(self, request: bytes, conn: socket.socket) -> bool:
         """Give the spare its request; False (and the spare is gone) if it could not take it."""
@@ -1249,19 +1342,21 @@ class _Spare:
         self.sock.close()  # the spare reads EOF and exits
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        _Ready.remove(self.pid)
+        if self.ready is not None:
+            _Ready.remove(self.ready)
 
 
-def _spare_main(sock: socket.socket, mains: _Mains) -> None:
+def _spare_main(sock: socket.socket, mains: _Mains, stocked: str | None) -> None:
     """In a spare: hold nothing of the zygote's (its listener, other containers'
-    connections), wait for a request, become its container; never return."""
+    connections), wait for a request, become its container; never return. ``stocked``: the
+    set of ready entries the zygote made for it, if any."""
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
     ready = None
     try:
         before = _prepare()
-        ready = _Ready.make(sock)
+        ready = _Ready.make(sock, stocked)
         request, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
     except BaseException:
         request, fds = b"", []
