@@ -106,26 +106,31 @@ class FakeWarm:
         return str(path) if path is not None else None
 
 
+@pytest.mark.parametrize("folder", ["made", "not made yet"])
 def test_in_a_warm_container_the_file_made_ahead_is_written_and_renamed_into_place(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
 ) -> None:
+    """Also for the run's first task, whose folder the executor makes: the file made ahead
+    is renamed into it, not left for the warm pool to delete."""
     ready = tmp_path / "ready.file"
     ready.touch()
+    ino = ready.stat().st_ino
     monkeypatch.setitem(sys.modules, "shipyard.runtime.warm", FakeWarm(ready))
-    prefix = str(tmp_path / "add.1")
+    run = tmp_path / "run" if folder == "made" else tmp_path / "runs" / "r1" / "uid"
+    if folder == "made":
+        run.mkdir()
+    prefix = str(run / "add.1")
     assert executor.run(json.dumps(request(add, tmp_path, parameters={"x": 1}, out=prefix))) == 0
-    assert json.loads(Path(f"{prefix}.outputs.json").read_text())["parameters"] == {"Output": 2}
+    out = Path(f"{prefix}.outputs.json")
+    assert json.loads(out.read_text())["parameters"] == {"Output": 2}
+    assert out.stat().st_ino == ino
     assert not ready.exists()
 
 
-@pytest.mark.parametrize("where", ["gone", "folder missing"])
-def test_a_file_made_ahead_that_cannot_be_used_falls_back_to_a_plain_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+def test_a_file_made_ahead_that_is_gone_falls_back_to_a_plain_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ready = tmp_path / "ready.file"
-    if where == "folder missing":
-        ready.touch()  # written, but the run's folder is not there to rename it into
-    monkeypatch.setitem(sys.modules, "shipyard.runtime.warm", FakeWarm(ready))
+    monkeypatch.setitem(sys.modules, "shipyard.runtime.warm", FakeWarm(tmp_path / "gone"))
     prefix = str(tmp_path / "run" / "add.1")
     assert executor.run(json.dumps(request(add, tmp_path, parameters={"x": 1}, out=prefix))) == 0
     assert json.loads(Path(f"{prefix}.outputs.json").read_text())["parameters"] == {"Output": 2}

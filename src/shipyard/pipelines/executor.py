@@ -264,7 +264,13 @@ def _write(path: str, data: Obj) -> None:
     if ready is not None:
         try:
             _write_all(os.open(ready, os.O_WRONLY), text)
-            os.rename(ready, path)
+            try:
+                os.rename(ready, path)
+            except FileNotFoundError:
+                # The run's first task: its folder is not made yet. Made here, the file is
+                # still renamed into it (one file fewer made, and none left to delete).
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.rename(ready, path)
             return
         except OSError:  # gone, or on another file system: written the plain way
             pass
