@@ -955,16 +955,18 @@ def test_the_zygote_makes_sets_of_entries_ahead_in_quiet_moments_for_its_spares(
     )
     taken: set[str] = set()
     for _ in range(3):  # the first may still take the set its spare made itself
+        # The sets there now, the waiting spare's among them (made up again in between).
+        sets = stocked_sets(rt)
         pod = warm_pod(py(code))
         rt.start(pod, Assignment())
         assert terminated(finished(rt, pod))["exitCode"] == 0, log_of(rt, pod)
         cwd = rt.data_dir / "pods" / "default" / pod["metadata"]["name"]
         log_ino = rt.log_path(pod).stat().st_ino
-        if log_ino not in full[".log"]:
+        if log_ino not in sets[".log"]:
             continue
-        stem = full[".log"][log_ino]
-        assert full[".d"][cwd.stat().st_ino] == stem
-        assert full[".file"][(cwd / "out.txt").stat().st_ino] == stem
+        stem = sets[".log"][log_ino]
+        assert sets[".d"][cwd.stat().st_ino] == stem
+        assert sets[".file"][(cwd / "out.txt").stat().st_ino] == stem
         assert (cwd / "out.txt").read_text() == "out"
         assert log_of(rt, pod).strip() == "ran"
         taken.add(stem)
@@ -972,10 +974,11 @@ def test_the_zygote_makes_sets_of_entries_ahead_in_quiet_moments_for_its_spares(
 
     # One that takes nothing but its log (its working folder is named, it writes no file):
     # the rest of its set goes once it has ended.
+    sets = stocked_sets(rt)
     named = warm_pod(py("print('named')", workingDir=str(rt.data_dir)))
     rt.start(named, Assignment())
     assert terminated(finished(rt, named))["exitCode"] == 0
-    stem = full[".log"].get(rt.log_path(named).stat().st_ino)
+    stem = sets[".log"].get(rt.log_path(named).stat().st_ino)
     assert stem is not None
     folder = next((rt.run_dir / "warm").glob("ready-*"))
     wait_until(lambda: not any(folder.glob(f"{stem}.*")), what=f"{stem}'s entries removed")

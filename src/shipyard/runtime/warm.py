@@ -567,9 +567,10 @@ class _Stock:
     it has heard nothing for STOCK_QUIET seconds, up to STOCK_SETS sets. A spare is forked
     when a container ends and makes its set while the control plane starts the next one:
     when making a file is slow, the next request waited for it. On ext4 without a journal
-    it was ~0.75 ms a file for minutes after many files nearby were deleted (the allocator
-    passes over recently freed inodes), and a 10-step pipeline then took 6.3 ms a step
-    instead of 4.7-5.2 with its sets made ahead. Named ``s<N>``, apart from the spares'."""
+    it was 0.6-0.75 ms a file for minutes after many files nearby were deleted (the
+    allocator passes over recently freed inodes): bench/pipelines.py's 10 steps in a line
+    then ran at 9.0-10.4x kfp.local's speed, and at 10.9-11.5x with the sets made ahead
+    (runs taking turns). Named ``s<N>``, apart from the spares' (named by their pid)."""
 
     def __init__(self) -> None:
         self.sets: list[str] = []  # bases of complete sets
