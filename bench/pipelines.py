@@ -19,12 +19,13 @@ The growth ratio compares medians too: of the 100-task fan-outs (one per round) 
 decide it). The load average is printed with the figures.
 
 Nothing is deleted until every round is measured: kfp.local's folders of all rounds stay
-until the end. A Shipyard step makes three files (its log, its working folder, its outputs)
-and on ext4 without a journal (this machine's disk) making one scans past every inode freed
-in the same block group in the last minutes: after a burst of deletions under /tmp (a test
-run, an earlier run of this benchmark, which removes its folder as it ends) making a file
-there took ~0.75 ms instead of ~0.015 ms, and Shipyard's steps are measured slower for some
-minutes.
+until the end. A Shipyard step needs three new files (its log, its working folder, its
+outputs), and on ext4 without a journal (this machine's disk) making one scans past every
+inode freed in the same block group in the last minutes: after a burst of deletions under
+/tmp (a test run, an earlier run of this benchmark, which removes its folder as it ends)
+making a file there took ~0.75 ms instead of ~0.015 ms. The warm pool makes them ahead
+while it is idle (runtime/warm.py, _Stock): 64 steps' worth, which covers (a)-(c) of a
+round but not the fan-outs.
 """
 
 from __future__ import annotations
