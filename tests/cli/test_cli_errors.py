@@ -149,3 +149,12 @@ def test_a_pipeline_file_that_fails_names_the_file_and_line(
     line = one_line_error(sy(cli_env, "run", str(ported)))
     assert f"{ported}, line 1: ModuleNotFoundError: No module named 'kfp'" in line
     assert "change `from kfp import dsl` to `from shipyard import dsl`" in line
+
+
+def test_running_a_pipeline_file_that_is_not_there_names_it(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A mistyped path said "run_pipeline takes a @dsl.pipeline function, ..." before."""
+    for name in ("pipline.py", "pipline.yaml", "pipline"):
+        missing = tmp_path / name
+        assert one_line_error(sy(cli_env, "run", str(missing))) == f"error: {missing}: no such file"

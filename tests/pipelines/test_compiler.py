@@ -4,6 +4,7 @@ and ports involved."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -12,6 +13,7 @@ import yaml
 
 from shipyard import dsl
 from shipyard.dsl import Dataset, Input, InputPath, Model, Output, OutputPath
+from shipyard.errors import BadRequest
 from shipyard.pipelines.compiler import compile_pipeline, to_yaml
 from shipyard.pipelines.dsl import CompileError
 
@@ -709,3 +711,17 @@ def test_task_names_have_no_double_hyphen() -> None:
         step__two(x=1)
 
     assert [t["name"] for t in compile_pipeline(p)["spec"]["tasks"]] == ["step-two"]
+
+
+def test_a_run_source_that_is_no_pipeline_says_why(tmp_path: Path) -> None:
+    """What client.run_pipeline (and `shipyard run`) is given: a path that is not there is
+    named as such, YAML that does not parse says so, anything else lists what is taken."""
+    from shipyard.pipelines.sdk import _pipeline_object
+
+    for missing in (str(tmp_path / "pipline.py"), tmp_path / "pipline.yaml", "pipline"):
+        with pytest.raises(BadRequest, match=f"^{re.escape(str(missing))}: no such file$"):
+            _pipeline_object(missing)
+    with pytest.raises(BadRequest, match=r"^the pipeline YAML does not parse: "):
+        _pipeline_object("kind: Pipeline\nspec: [\n")
+    with pytest.raises(BadRequest, match=r"takes a @dsl\.pipeline function"):
+        _pipeline_object("kind: Other\nspec: {}\n")

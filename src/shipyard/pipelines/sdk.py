@@ -93,12 +93,19 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
         return kfp
     if isinstance(source, dict):
         return source
-    if isinstance(source, str | Path) and Path(source).exists():
-        return load(source, pipeline)
+    if isinstance(source, Path) or (isinstance(source, str) and Path(source).exists()):
+        return load(source, pipeline)  # a path that is not there: "PATH: no such file"
     if isinstance(source, str):
         import yaml
 
-        doc = yaml.safe_load(source)
+        one_line = "\n" not in source.strip()
+        try:
+            doc = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            if one_line:
+                return load(source, pipeline)  # "PATH: no such file"
+            text = " ".join(str(exc).split())
+            raise errors.BadRequest(f"the pipeline YAML does not parse: {text}") from None
         if isinstance(doc, dict):
             if doc.get("kind") == "Pipeline":
                 return doc
@@ -106,6 +113,8 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
                 from shipyard.pipelines.compiler import KFP_UNSUPPORTED
 
                 raise errors.BadRequest(KFP_UNSUPPORTED)
+        if one_line:
+            return load(source, pipeline)  # not a pipeline: a path that is not there
     raise errors.BadRequest(
         "run_pipeline takes a @dsl.pipeline function, a Pipeline dict, YAML text or a file path"
     )
