@@ -110,6 +110,17 @@ def test_examples_run_from_the_cli_with_conditions_and_describe(
     assert d.returncode == 0 and "Cached" in d.stdout and "report-low" in d.stdout
     logs = cli(cli_env, "logs", "run/iris", "--task", "evaluate")
     assert logs.returncode == 0 and f"accuracy={acc}" in logs.stdout
+    # A cached task ran no Pod: its log is the run's it was cached from, which it names.
+    cached = cli(cli_env, "logs", "run/iris-hi", "--task", "evaluate")
+    assert cached.returncode != 0 and "Traceback" not in cached.stderr
+    assert cached.stderr.strip() == (
+        "error: task 'evaluate' of run iris-hi ran no Pod: it is Cached, with the outputs of "
+        "run iris's task evaluate (shipyard logs run/iris --task evaluate)"
+    )
+    skipped = cli(cli_env, "logs", "run/iris-hi", "--task", "register")
+    assert "task 'register' of run iris-hi ran no Pod: it is Skipped" in skipped.stderr
+    nope = cli(cli_env, "logs", "run/iris", "--task", "nope")
+    assert "run iris has no task 'nope' (tasks: " in nope.stderr
     got = cli(cli_env, "get", "runs")
     assert "iris-hi" in got.stdout and "Succeeded" in got.stdout
 

@@ -165,11 +165,27 @@ def log_sources(c: Any, name: str, namespace: str | None, task: str | None) -> l
     tasks = (obj.get("status") or {}).get("tasks") or {}
     chosen = {tid: t for tid, t in tasks.items() if t.get("pod")}
     if task:
-        chosen = {tid: t for tid, t in chosen.items() if tid == task or t.get("task") == task}
+        named = {tid: t for tid, t in tasks.items() if tid == task or t.get("task") == task}
+        chosen = {tid: t for tid, t in named.items() if t.get("pod")}
+        if named and not chosen:
+            output.fail(_ran_no_pod(name, task, next(iter(named.values()))))
         if not chosen:
             known = ", ".join(sorted(tasks)) or "none"
-            output.fail(f"run {name} has no task {task!r} that ran a Pod (tasks: {known})")
+            output.fail(f"run {name} has no task {task!r} (tasks: {known})")
     return [(tid, t["pod"], "main") for tid, t in chosen.items()]
+
+
+def _ran_no_pod(run: str, task: str, t: Obj) -> str:
+    """Why a task of a run has no log: it ran no Pod (cached, skipped, not started)."""
+    state = t.get("state") or "Pending"
+    said = f"task {task!r} of run {run} ran no Pod: it is {state}"
+    src = t.get("cachedFrom") or {}
+    if state == "Cached" and src.get("run") and src.get("task"):
+        return (
+            f"{said}, with the outputs of run {src['run']}'s task {src['task']} "
+            f"(shipyard logs run/{src['run']} --task {src['task']})"
+        )
+    return f"{said} ({t['message']})" if t.get("message") else said
 
 
 @app.command("cancel-run")
