@@ -102,10 +102,10 @@ def _pipeline_object(source: Any, pipeline: str | None = None) -> Obj:
         try:
             doc = yaml.safe_load(source)
         except yaml.YAMLError as exc:
-            if one_line:
-                return load(source, pipeline)  # "PATH: no such file"
-            text = " ".join(str(exc).split())
-            raise errors.BadRequest(f"the pipeline YAML does not parse: {text}") from None
+            if not one_line:
+                text = " ".join(str(exc).split())
+                raise errors.BadRequest(f"the pipeline YAML does not parse: {text}") from None
+            doc = None
         if isinstance(doc, dict):
             if doc.get("kind") == "Pipeline":
                 return doc
