@@ -1110,10 +1110,11 @@ class _Server:
 
     def timeout(self) -> float | None:
         """How long the zygote may wait for news: until the next spare or entry is due."""
-        due = [] if self.stopping else [self.stock.due()]
+        due = None if self.stopping else self.stock.due()
         if self.spare_due is not None:
-            due.append(max(0.0, self.spare_due - time.monotonic()))
-        return min((d for d in due if d is not None), default=None)
+            spare = max(0.0, self.spare_due - time.monotonic())
+            due = spare if due is None else min(due, spare)
+        return due
 
     def replenish(self, *, due_only: bool = False) -> None:
         """Fork the next spare, off the next request's path, but not while the container
