@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -91,17 +91,42 @@ def platform(tmp: str | Path, embedded: bool = False) -> Iterator[Client]:
     """A client of a ``shipyard up`` started here (state under ``tmp``; idle once its start-up
     warm-up is done), as users run it, or with ``embedded`` of a platform in this process.
     The pipelines and tuning benchmarks use it too."""
+    with platform_and_cpu(tmp, embedded) as (c, _):
+        yield c
+
+
+@contextlib.contextmanager
+def platform_and_cpu(
+    tmp: str | Path, embedded: bool = False
+) -> Iterator[tuple[Client, Callable[[], float]]]:
+    """:func:`platform`, and a function that returns the CPU seconds the platform has used so
+    far: ``shipyard up`` and every process under it (warm pools, the containers they reaped),
+    or with ``embedded`` this process (client included) and its children."""
     if embedded:
         with Client.embedded(Path(tmp) / "sy") as c:
-            yield c
+            yield c, lambda: tree_cpu(os.getpid())
         return
     server = Server(Path(tmp) / "sy")
     try:
         settle(server)
         with Client(server.url) as c:
-            yield c
+            yield c, lambda: tree_cpu(server.proc.pid)
     finally:
         server.stop()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of a process and all processes under it, including the
+    children they have already reaped."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def pct(values: list[float], p: float) -> float:
@@ -131,23 +156,11 @@ def settle(server: Server, timeout: float = 60.0) -> None:
     """Wait until ``shipyard up`` and its processes are idle: its start-up warms a Python
     worker with scikit-learn in the background (about 1 CPU-second), which a throughput
     figure should not count."""
-    import psutil
-
-    root = psutil.Process(server.proc.pid)
     deadline = time.monotonic() + timeout
-
-    def busy() -> float:
-        total = 0.0
-        for p in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
     while time.monotonic() < deadline:
-        before = busy()
+        before = tree_cpu(server.proc.pid)
         time.sleep(0.5)
-        if busy() - before < 0.025:
+        if tree_cpu(server.proc.pid) - before < 0.025:
             return
 
 
