@@ -904,6 +904,56 @@ def test_recurring_run_starts_runs_on_schedule_within_max_concurrency(client: Cl
     assert rr["status"]["runsStarted"] >= 2
 
 
+STARTED_BY_EXAMPLE = "pipelines.shipyard.dev/recurring-run=fan-out-every-minute"
+
+
+def test_the_recurring_run_example_as_the_readme_applies_it(
+    client: Client, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The README's lines: compile fan_out.py, apply it, apply examples/pipelines/
+    recurring.yaml. The example ticks every minute; here it is then applied again with a
+    schedule of every second (as a user would edit it), and runs with its parameters."""
+    out = tmp_path / "fan-out.yaml"
+    assert cli(cli_env, "compile", str(PIPES / "fan_out.py"), "-o", str(out)).returncode == 0
+    assert cli(cli_env, "apply", "-f", str(out)).returncode == 0
+    r = cli(cli_env, "apply", "-f", str(PIPES / "recurring.yaml"))
+    assert r.returncode == 0, r.stderr
+    rr = wait_until(
+        lambda: (client.get("recurringrun", "fan-out-every-minute").get("status") or {}).get(
+            "nextScheduleTime"
+        ),
+        what="the example's next tick to be scheduled",
+    )
+    assert rr.endswith(":00Z")  # every minute
+    listed = cli(cli_env, "get", "recurringruns")
+    assert "fan-out-every-minute" in listed.stdout and "* * * * *" in listed.stdout
+
+    example = (PIPES / "recurring.yaml").read_text()
+    faster = tmp_path / "recurring.yaml"
+    faster.write_text(example.replace('schedule: "* * * * *"', 'schedule: "* * * * * *"'))
+    assert faster.read_text() != example
+    assert cli(cli_env, "apply", "-f", str(faster)).returncode == 0
+
+    def succeeded() -> list[dict[str, Any]]:
+        runs = client.list("pipelineruns", selector=STARTED_BY_EXAMPLE)
+        return [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
+
+    done = wait_until(succeeded, what="a run of the recurring example to succeed")
+    assert done[0]["metadata"]["name"].startswith("fan-out-every-minute-")
+    assert done[0]["status"]["outputs"] == {"Output": 16 + 25 + 36}  # its items, squared
+    paused = tmp_path / "paused.yaml"
+    paused.write_text(
+        faster.read_text().replace("maxConcurrency: 1", "maxConcurrency: 1\n  enabled: false")
+    )
+    assert cli(cli_env, "apply", "-f", str(paused)).returncode == 0
+    assert client.get("recurringrun", "fan-out-every-minute")["spec"]["enabled"] is False
+    assert cli(cli_env, "delete", "recurringrun", "fan-out-every-minute").returncode == 0
+    wait_until(
+        lambda: not client.list("pipelineruns", selector=STARTED_BY_EXAMPLE),
+        what="the runs it started to be deleted with it",
+    )
+
+
 def test_bad_input_is_refused_with_clear_messages(client: Client, cli_env: dict[str, str]) -> None:
     @dsl.pipeline
     def needs(n: int) -> int:
