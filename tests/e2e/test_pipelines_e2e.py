@@ -599,6 +599,48 @@ def test_kfp_client_calls_drive_runs(client: Client, tmp_path: Path) -> None:
         client.create_run_from_pipeline_func(adds, pipeline_root="gs://bucket/root")
 
 
+def test_kfp_client_recurring_run_calls_schedule_runs(client: Client) -> None:
+    """kfp.Client's create/get/list/disable/enable/delete_recurring_run on RecurringRuns."""
+    made = client.create_recurring_run(
+        "nightly",
+        "Hello Every Second",
+        cron_expression="* * * * * *",
+        params={"name": "Ada"},
+        pipeline_package_path=str(EXAMPLES / "pipelines" / "kfp_hello.yaml"),
+        enable_caching=False,
+    )
+    assert (made.recurring_run_id, made.display_name) == (
+        "hello-every-second",
+        "Hello Every Second",
+    )
+    assert (made.status, made.mode, made.max_concurrency) == ("ENABLED", "ENABLE", 1)
+    label = "pipelines.shipyard.dev/recurring-run=hello-every-second"
+
+    def succeeded() -> list[dict[str, Any]]:
+        runs = client.list("pipelineruns", selector=label)
+        return [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
+
+    run = wait_until(succeeded, what="a scheduled run to succeed")[0]
+    assert run["status"]["outputs"] == {"Output": "HELLO ADA HELLO ADA"}
+    assert run["spec"]["cache"] is False
+    assert client.get_run(run["metadata"]["name"]).experiment_id == "nightly"
+    got = client.get_recurring_run("hello-every-second")
+    assert got.runs_started >= 1 and got.last_run_time and got.next_run_time
+    assert [r.recurring_run_id for r in client.list_recurring_runs(experiment_id="nightly")
+            .recurring_runs] == ["hello-every-second"]  # fmt: skip
+    assert client.list_recurring_runs(experiment_id="other").total_size == 0
+    client.disable_recurring_run("hello-every-second")
+    assert client.get_recurring_run("hello-every-second").status == "DISABLED"
+    client.enable_recurring_run("hello-every-second")
+    assert client.get_recurring_run("hello-every-second").status == "ENABLED"
+    client.delete_recurring_run("hello-every-second")
+    wait_until(lambda: not client.list("pipelineruns", selector=label), what="its runs deleted")
+    with pytest.raises(ShipyardError, match="cron_expression"):
+        client.create_recurring_run(
+            None, "odd", interval_second=7, pipeline_id="fan-out"
+        )  # fmt: skip
+
+
 def test_the_kfp_port_example_runs_both_branches(client: Client, cli_env: dict[str, str]) -> None:
     r = cli(cli_env, "run", str(PIPES / "kfp_port.py"), "--name", "port-tree", "--watch")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -47,6 +47,7 @@ class RecurringRunSpec(Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     max_concurrency: int = Field(default=1, ge=1)
     enabled: bool = True
+    cache: bool | None = None  # as a PipelineRun's: False runs every task of every run
 
 
 def validate_pipeline_spec(spec: Obj, prefix: str = "spec") -> None:

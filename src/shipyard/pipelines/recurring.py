@@ -13,6 +13,7 @@ from shipyard.errors import AlreadyExists, NotFound
 from shipyard.pipelines.api import PIPELINE_RUN, RECURRING_RUN, RUN_TERMINAL
 from shipyard.pipelines.placeholders import SCHEDULED_TIME
 from shipyard.pipelines.schedule import next_after
+from shipyard.pipelines.sdk import EXPERIMENT_LABEL
 
 RECURRING_LABEL = "pipelines.shipyard.dev/recurring-run"
 
@@ -78,6 +79,12 @@ class RecurringRunController(Controller):
         for key in ("pipelineRef", "pipelineSpec"):
             if spec.get(key):
                 run_spec[key] = spec[key]
+        if spec.get("cache") is not None:
+            run_spec["cache"] = spec["cache"]
+        labels = {RECURRING_LABEL: md["name"]}
+        experiment = (md.get("labels") or {}).get(EXPERIMENT_LABEL)
+        if experiment:
+            labels[EXPERIMENT_LABEL] = experiment  # kfp.Client's experiment, on its runs too
         # kfp's PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER gives a run's tasks this time.
         annotations = {SCHEDULED_TIME: due.strftime("%Y-%m-%dT%H:%M:%SZ")}
         src = (md.get("annotations") or {}).get("shipyard.dev/source-dir")
@@ -89,7 +96,7 @@ class RecurringRunController(Controller):
             "metadata": {
                 "name": run_name,
                 "namespace": md.get("namespace", ""),
-                "labels": {RECURRING_LABEL: md["name"]},
+                "labels": labels,
                 "annotations": annotations,
                 "ownerReferences": [owner_ref(rr)],
             },

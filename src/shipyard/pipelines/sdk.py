@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import shipyard.errors as errors
+from shipyard.pipelines.kfp_recurring import RecurringRunsMixin
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
@@ -170,7 +171,7 @@ class RunPipelineResult:
 EXPERIMENT_LABEL = "pipelines.shipyard.dev/experiment"
 
 
-class PipelinesMixin:
+class PipelinesMixin(RecurringRunsMixin):
     def compile_pipeline(self, source: Any, pipeline: str | None = None) -> Obj:
         return _pipeline_object(source, pipeline)
 
