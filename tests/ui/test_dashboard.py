@@ -256,6 +256,36 @@ def test_yaml_view_delete_and_namespace_switcher(platform_client: Client, page: 
     assert c.list("configmaps", namespace="team-ui") == []
 
 
+def test_the_runs_page_lists_recurring_runs_when_there_are_some(
+    platform_client: Client, page: Page
+) -> None:
+    c = platform_client
+    for ns in ("team-rr", "team-none"):
+        c.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    pipeline = c.compile_pipeline(str(EXAMPLES / "pipelines" / "fan_out.py"))
+    pipeline["metadata"]["namespace"] = "team-rr"
+    c.apply(pipeline)
+    c.apply(
+        {
+            "apiVersion": "shipyard.dev/v1",
+            "kind": "RecurringRun",
+            "metadata": {"name": "nightly", "namespace": "team-rr"},
+            "spec": {"schedule": "0 3 * * *", "pipelineRef": {"name": "fan-out"}},
+        }
+    )
+    open_page(page, c, "team-rr/runs")
+    section = page.locator("#recurring-runs")
+    expect(section.get_by_role("heading", name="Recurring runs")).to_be_visible()
+    row = section.locator('tr[data-name="nightly"]')
+    expect(row).to_contain_text("0 3 * * *")
+    expect(page.locator(".empty")).to_contain_text("No pipelineruns")  # and no runs yet
+    row.get_by_role("link", name="nightly").click()
+    expect(page.locator("#object-yaml")).to_contain_text("schedule: 0 3 * * *")
+    open_page(page, c, "team-none/runs")
+    expect(page.locator(".empty")).to_contain_text("No pipelineruns")
+    expect(page.get_by_role("heading", name="Recurring runs")).to_have_count(0)
+
+
 def test_lists_show_the_newest_first_or_by_name(platform_client: Client, page: Page) -> None:
     c = platform_client
     c.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-order"}})

@@ -1,6 +1,6 @@
 // Pipeline runs: the list, and a run page with its DAG, live task states, logs and artifacts.
 
-import { get, kindFor, patch, remove, streamLogs, watch } from "./api.js";
+import { api, collectionPath, get, kindFor, patch, remove, streamLogs, watch } from "./api.js";
 import { artifactCard } from "./artifacts.js";
 import { add, errorBox, fill, h, kv, pill, table } from "./dom.js";
 import { drawGraph, setNodeState } from "./graph.js";
@@ -8,18 +8,49 @@ import { renderList } from "./list.js";
 
 const TERMINAL = ["Succeeded", "Failed", "Cancelled"];
 
-export function runsList(root, { ns }) {
+export async function runsList(root, { ns }) {
   add(root,
     h("h1", {}, "Pipeline runs"),
     h("p", { class: "muted" }, "Start one with ", h("code", {}, "shipyard run PIPELINE.py"), " or apply a PipelineRun from the ", h("a", { href: `#/${ns}/apply` }, "YAML editor"), "."),
   );
+  const recurring = h("section", { id: "recurring-runs" });
   const box = h("div");
-  root.append(box);
-  return renderList(box, {
+  root.append(recurring, box);
+  const stopRecurring = await recurringRuns(recurring, ns);
+  const stopRuns = await renderList(box, {
     plural: "pipelineruns",
     ns,
     link: (name, n) => `#/${n}/runs/${encodeURIComponent(name)}`,
     phases: ["Pending", "Running", "Succeeded", "Failed", "Cancelled"],
+  });
+  return () => {
+    if (stopRecurring) stopRecurring();
+    if (stopRuns) stopRuns();
+  };
+}
+
+/** The namespace's RecurringRuns (schedule, last tick, active runs), as KFP's dashboard
+ * lists them beside the runs; shown only when there are some. Each links to its YAML. */
+async function recurringRuns(root, ns) {
+  let k;
+  try {
+    k = await kindFor("recurringruns");
+    const some = await api(`${collectionPath(k, ns)}?limit=1`);
+    if (!some.items.length) return null;
+  } catch (err) {
+    console.error(err); // the runs are listed all the same
+    return null;
+  }
+  const box = h("div");
+  add(root, h("h2", {}, "Recurring runs"), box, h("h2", {}, "Runs"));
+  const at = `${k.group || "core"}/${k.version}/${k.name}`;
+  return renderList(box, {
+    plural: "recurringruns",
+    group: k.group,
+    ns,
+    order: "name",
+    pageSize: 10,
+    link: (name, n) => `#/${n}/r/${at}/${encodeURIComponent(name)}`,
   });
 }
 
