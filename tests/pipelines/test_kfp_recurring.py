@@ -37,6 +37,11 @@ def test_other_intervals_are_refused_pointing_at_cron_expression(seconds: int) -
         interval_to_cron(seconds)
 
 
+def test_an_interval_that_is_not_a_number_is_refused_saying_so() -> None:
+    with pytest.raises(BadRequest, match="interval_second='hourly': give a whole number"):
+        interval_to_cron("hourly")
+
+
 class _Recorder(RecurringRunsMixin):
     def __init__(self) -> None:
         self.created: list[Any] = []

@@ -54,10 +54,15 @@ class KfpRecurringRuns:
         self.next_page_token = ""
 
 
-def interval_to_cron(seconds: int) -> str:
+def interval_to_cron(seconds: Any) -> str:
     """kfp's ``interval_second`` as a cron schedule (KFP's 6 fields, seconds first), when
     it divides a minute, an hour or a day evenly; otherwise BadRequest."""
-    n = int(seconds)
+    try:
+        n = int(seconds)
+    except (TypeError, ValueError):
+        raise errors.BadRequest(
+            f"interval_second={seconds!r}: give a whole number of seconds"
+        ) from None
     if n > 0 and n < 60 and 60 % n == 0:
         return "* * * * * *" if n == 1 else f"*/{n} * * * * *"
     if n > 0 and n % 60 == 0 and n < 3600 and 60 % (n // 60) == 0:
@@ -121,11 +126,12 @@ class RecurringRunsMixin:
             raise errors.BadRequest("give one of cron_expression and interval_second")
         if (pipeline_package_path is None) == (pipeline_id is None):
             raise errors.BadRequest("give one of pipeline_package_path and pipeline_id")
-        schedule = cron_expression or interval_to_cron(int(interval_second or 0))
+        schedule = cron_expression or interval_to_cron(interval_second)
         spec: Obj = {
             "schedule": schedule,
             "parameters": dict(params or {}),
-            "maxConcurrency": int(max_concurrency or 1),
+            # 0 or less is the server's to refuse, naming spec.maxConcurrency
+            "maxConcurrency": 1 if max_concurrency is None else int(max_concurrency),
             "enabled": bool(enabled),
         }
         if pipeline_id is not None:
