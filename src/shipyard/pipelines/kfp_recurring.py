@@ -126,7 +126,9 @@ class RecurringRunsMixin:
             raise errors.BadRequest("give one of cron_expression and interval_second")
         if (pipeline_package_path is None) == (pipeline_id is None):
             raise errors.BadRequest("give one of pipeline_package_path and pipeline_id")
-        schedule = cron_expression or interval_to_cron(interval_second)
+        schedule = (
+            cron_expression if cron_expression is not None else interval_to_cron(interval_second)
+        )
         spec: Obj = {
             "schedule": schedule,
             "parameters": dict(params or {}),
