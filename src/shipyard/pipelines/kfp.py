@@ -235,7 +235,7 @@ class _Translator:
         return {
             "apiVersion": API_VERSION,
             "kind": "Pipeline",
-            "metadata": {"name": _dns(self.name), "annotations": annotations},
+            "metadata": {"name": dns_name(self.name), "annotations": annotations},
             "spec": spec,
         }
 
@@ -383,7 +383,7 @@ class _Translator:
                 ref = self._lookup(inner, str(items["inputParameter"]), what)
             else:
                 raise self.fail(f"{what} loop items use {', '.join(items)}, not supported")
-            loop = _dns(tname)
+            loop = dns_name(tname)
             spec: Obj = {"items": ref}
             limit = int((kt.get("iteratorPolicy") or {}).get("parallelismLimit") or 0)
             if limit > 0:
@@ -784,7 +784,8 @@ def _canon(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def _dns(name: str) -> str:
+def dns_name(name: str) -> str:
+    """``name`` as a resource name: lowercase letters, digits and ``-``, at most 63."""
     s = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
     return (s or "kfp-pipeline")[:63].rstrip("-")
 

@@ -11,11 +11,9 @@ from shipyard.core.controller import Controller
 from shipyard.core.resource import Obj, owner_ref, parse_time
 from shipyard.errors import AlreadyExists, NotFound
 from shipyard.pipelines.api import PIPELINE_RUN, RECURRING_RUN, RUN_TERMINAL
+from shipyard.pipelines.labels import EXPERIMENT_LABEL, RECURRING_LABEL
 from shipyard.pipelines.placeholders import SCHEDULED_TIME
 from shipyard.pipelines.schedule import next_after
-from shipyard.pipelines.sdk import EXPERIMENT_LABEL
-
-RECURRING_LABEL = "pipelines.shipyard.dev/recurring-run"
 
 
 class RecurringRunController(Controller):

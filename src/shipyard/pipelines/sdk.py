@@ -9,6 +9,7 @@ from typing import Any
 
 import shipyard.errors as errors
 from shipyard.pipelines.kfp_recurring import RecurringRunsMixin
+from shipyard.pipelines.labels import EXPERIMENT_LABEL
 
 Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
@@ -166,9 +167,6 @@ class RunPipelineResult:
 
     def __repr__(self) -> str:
         return f"RunPipelineResult(run_id={self.run_id})"
-
-
-EXPERIMENT_LABEL = "pipelines.shipyard.dev/experiment"
 
 
 class PipelinesMixin(RecurringRunsMixin):
