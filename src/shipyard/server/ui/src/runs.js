@@ -16,13 +16,16 @@ export async function runsList(root, { ns }) {
   const recurring = h("section", { id: "recurring-runs" });
   const box = h("div");
   root.append(recurring, box);
-  const stopRecurring = await recurringRuns(recurring, ns);
-  const stopRuns = await renderList(box, {
-    plural: "pipelineruns",
-    ns,
-    link: (name, n) => `#/${n}/runs/${encodeURIComponent(name)}`,
-    phases: ["Pending", "Running", "Succeeded", "Failed", "Cancelled"],
-  });
+  // Both at once: the runs do not wait for the look for recurring runs.
+  const [stopRecurring, stopRuns] = await Promise.all([
+    recurringRuns(recurring, ns),
+    renderList(box, {
+      plural: "pipelineruns",
+      ns,
+      link: (name, n) => `#/${n}/runs/${encodeURIComponent(name)}`,
+      phases: ["Pending", "Running", "Succeeded", "Failed", "Cancelled"],
+    }),
+  ]);
   return () => {
     if (stopRecurring) stopRecurring();
     if (stopRuns) stopRuns();
