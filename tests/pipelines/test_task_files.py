@@ -162,3 +162,37 @@ def test_small_requests_go_in_the_pod_args_and_large_ones_in_a_file(
     large = client.get("pods", st["tasks"]["big"]["pod"])["spec"]["containers"][0]["args"]
     assert large[0].endswith("big.1.input.json")
     assert json.loads(Path(large[0]).read_text())["parameters"] == {"x": 2}
+
+
+def test_the_executor_does_not_load_package_metadata_until_a_component_names_packages() -> None:
+    # A warm zygote preloads the executor and every task is a fork of it: importlib.metadata
+    # (with email, zipfile, csv, ...) made the zygote a sixth larger.
+    code = (
+        "import sys, shipyard.pipelines.executor_main\n"
+        "assert 'importlib.metadata' not in sys.modules, 'loaded at import'\n"
+    )
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@dsl.component
+def defines_a_name(x: int) -> int:
+    return x
+
+
+def test_the_first_task_takes_the_preloaded_globals_and_later_ones_get_new_ones(
+    tmp_path: Path,
+) -> None:
+    import importlib
+
+    fresh = importlib.reload(executor)  # as a zygote imports it
+    preloaded = fresh._PRELOADED_NS
+    assert preloaded is not None and "dsl" in preloaded
+    assert fresh._namespace() is preloaded  # no copy in a container's one task
+    req = request(defines_a_name, tmp_path, parameters={"x": 1}, out=str(tmp_path / "a.1"))
+    assert fresh.run(json.dumps(req)) == 0
+    assert "defines_a_name" not in fresh._namespace()  # a second task: new globals
+    again = fresh._namespace()
+    assert again is not fresh._namespace() and "Input" in again

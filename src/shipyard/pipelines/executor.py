@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import linecache
 import os
@@ -36,18 +35,20 @@ class TaskError(Exception):
     """A failure with a one-line reason for the task's status."""
 
 
-_BASE_NS: Obj = {}
+# The globals the next component's source runs in, built as this module is imported (a
+# warm zygote preloads it); None once handed out.
+_PRELOADED_NS: Obj | None = None
 
 
 def _namespace() -> Obj:
-    """The globals a component's source runs in: a copy of ones built once per process. A
-    warm zygote preloads this module, which builds them at import, and its children run
-    the module afresh as ``__main__``: they copy the zygote's rather than build their own."""
-    if not _BASE_NS:
-        loaded = sys.modules.get("shipyard.pipelines.executor")
-        base = getattr(loaded, "_BASE_NS", None)
-        _BASE_NS.update(base or _build_namespace())
-    return dict(_BASE_NS)
+    """The globals a component's source runs in. A container forked from a warm zygote runs
+    one task: it takes the ones the zygote built as they are. A copy would write to the
+    reference count of each of their objects, copying the zygote's pages that hold them
+    into the container (10 of the ~680 pages a pipeline step copies). A later task in the
+    same process, or the module run as __main__, gets new ones."""
+    global _PRELOADED_NS
+    ns, _PRELOADED_NS = _PRELOADED_NS, None
+    return ns if ns is not None else _build_namespace()
 
 
 def _build_namespace() -> Obj:
@@ -64,6 +65,10 @@ def _ensure_packages(
 ) -> None:
     """Install missing requirements into a cached per-component folder (once), from the
     package indexes given (kfp's pip_index_urls: the first replaces pip's default)."""
+    # Imported here: with what it loads (email, zipfile, csv, ...) it made the warm pool's
+    # zygote, which preloads this module, a sixth larger, and so every fork of it dearer.
+    import importlib.metadata
+
     missing = []
     for req in packages:
         name = req.split(";")[0]
@@ -314,4 +319,4 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:
-    _BASE_NS.update(_build_namespace())
+    _PRELOADED_NS = _build_namespace()
