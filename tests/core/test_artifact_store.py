@@ -63,3 +63,43 @@ def test_nothing_escapes_the_root(tmp_path: Path) -> None:
             store.path(uri)
     with pytest.raises(NotFound):
         store.path("artifact://sha256/" + "0" * 64)
+
+
+def test_storing_leaves_only_the_stored_entries_read_only(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    src = tmp_path / "f.txt"
+    src.write_text("data")
+    folder = tmp_path / "d"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x").write_text("x")
+    stored = [store.put_bytes(b"abc"), store.put_file(src), store.put_dir(folder)]
+    assert store.put_bytes(b"abc").uri == stored[0].uri
+    names = [p.name for p in (tmp_path / "store").rglob("*")]
+    assert not [n for n in names if n.startswith(".tmp-")], names  # no temporary is left
+    for s, content in zip(stored[:2], (b"abc", b"data"), strict=True):
+        assert store.path(s.uri).read_bytes() == content
+        assert oct(store.path(s.uri).stat().st_mode & 0o777) == oct(0o444)
+    assert (store.path(stored[2].uri) / "sub" / "x").read_text() == "x"
+
+
+def test_temporaries_get_new_names_even_when_the_clock_repeats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.core import artifacts
+
+    monkeypatch.setattr(artifacts.time, "monotonic_ns", lambda: 7)
+    a = artifacts._new_temp(tmp_path, ".tmp-")
+    b = artifacts._new_temp(tmp_path, ".tmp-")
+    c = artifacts._new_temp(tmp_path, ".tmp-", folder=True)
+    assert len({a, b, c}) == 3 and a.is_file() and b.is_file() and c.is_dir()
+
+
+def test_the_store_does_not_load_random_which_reseeds_every_forked_process() -> None:
+    # The warm pool's zygote preloads the store (with the pipeline executor): tempfile's
+    # random would register its at-fork hook there, to run in every container forked.
+    import subprocess
+    import sys
+
+    code = "import sys, shipyard.core.artifacts\nassert 'random' not in sys.modules\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -251,7 +250,7 @@ class ArtifactStore:
         p = self.root / key
         if p.is_dir() and not p.is_symlink():
             # Move aside first so a reader never sees a half-deleted folder under its digest.
-            aside = Path(tempfile.mkdtemp(dir=p.parent, prefix=".tmp-del-"))
+            aside = _new_temp(p.parent, ".tmp-del-", folder=True)
             os.rename(p, aside / "x")
             shutil.rmtree(aside, ignore_errors=True)
         else:
@@ -336,7 +335,7 @@ class ArtifactStore:
             dest = self.root / key
             if not dest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-"))
+                tmp = _new_temp(dest.parent, ".tmp-", folder=True)
                 try:
                     for rel, full in files:
                         target = tmp / rel
@@ -356,9 +355,9 @@ class ArtifactStore:
     @staticmethod
     def _write_atomic(dest: Path, write: Any) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        tmp = _new_temp(dest.parent, ".tmp-")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 write(fh)
             os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
@@ -366,6 +365,26 @@ class ArtifactStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def _new_temp(parent: Path, prefix: str, *, folder: bool = False) -> Path:
+    """A new, empty file (or folder) in ``parent``, made exclusively under a name no other
+    writer uses (the process id, the clock, a counter), as tempfile's mkstemp and mkdtemp
+    make theirs. Not tempfile itself: it imports random, whose hook reseeds every forked
+    process, and the warm pool's zygote would then import it from the first container
+    that stored an artifact, for all the containers after (see runtime/warm.py)."""
+    n = 0
+    while True:
+        path = parent / f"{prefix}{os.getpid()}-{time.monotonic_ns()}-{n}"
+        try:
+            if folder:
+                os.mkdir(path, 0o700)
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            n += 1
+            continue
+        return path
 
 
 def _touch(path: Path) -> None:
