@@ -164,12 +164,14 @@ def test_small_requests_go_in_the_pod_args_and_large_ones_in_a_file(
     assert json.loads(Path(large[0]).read_text())["parameters"] == {"x": 2}
 
 
-def test_the_executor_does_not_load_package_metadata_until_a_component_names_packages() -> None:
+def test_the_executor_loads_what_installs_packages_only_when_a_component_names_some() -> None:
     # A warm zygote preloads the executor and every task is a fork of it: importlib.metadata
-    # (with email, zipfile, csv, ...) made the zygote a sixth larger.
+    # (with email, zipfile, csv, ...) made the zygote a sixth larger, and subprocess brings
+    # threading, whose at-fork hook runs in every fork.
     code = (
         "import sys, shipyard.pipelines.executor_main\n"
         "assert 'importlib.metadata' not in sys.modules, 'loaded at import'\n"
+        "assert 'subprocess' not in sys.modules, 'loaded at import'\n"
     )
     import subprocess
 

@@ -18,7 +18,6 @@ import hashlib
 import json
 import linecache
 import os
-import subprocess
 import sys
 import traceback
 import typing
@@ -84,6 +83,8 @@ def _ensure_packages(
     target = env_root / hashlib.sha256("\n".join(where).encode()).hexdigest()[:16]
     if not (target / ".complete").exists():
         print(f"installing {', '.join(missing)} into {target}", file=sys.stderr, flush=True)
+        import subprocess  # here, as importlib.metadata above
+
         cmd = [sys.executable, "-m", "pip", "install", "-q", "--target", str(target), *missing]
         for i, url in enumerate(index_urls):
             cmd += ["--index-url" if i == 0 else "--extra-index-url", url]
