@@ -181,6 +181,23 @@ def test_a_program_ends_after_its_threads_as_in_python(rt: LocalRuntime) -> None
     assert sorted(lines[:2]) == ["future done", "thread done"] and lines[2:] == ["atexit"]
 
 
+def test_a_pipeline_steps_zygote_has_no_module_with_an_at_fork_hook(rt: LocalRuntime) -> None:
+    """threading, random and logging register hooks that run in every forked child (and
+    subprocess and tempfile bring them in): the pipeline executor's zygote does not import
+    them, so a step's fork does not pay for them. A container that needs them imports
+    them (the program above shows its threads are still waited for)."""
+    code = (
+        "import sys\n"
+        "mods = ('threading', 'logging', 'random', 'subprocess', 'tempfile')\n"
+        "print(sorted(m for m in mods if m in sys.modules))\n"
+    )
+    pod = warm_pod(py(code), warm="shipyard.pipelines.dsl,shipyard.pipelines.executor_main")
+    rt.start(pod, Assignment())
+    assert terminated(finished(rt, pod))["exitCode"] == 0, log_of(rt, pod)
+    assert log_of(rt, pod).strip() == "[]"
+    assert rt.warm.zygote_pids()
+
+
 def test_settings_python_reads_only_at_start_are_honoured(rt: LocalRuntime) -> None:
     """PYTHONHASHSEED, PYTHONWARNINGS and the like take effect only when an interpreter
     starts: a container that sets them to other values than the zygote has is started the

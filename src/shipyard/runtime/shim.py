@@ -29,9 +29,7 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import threading
 from typing import Any
 
 _LEN = struct.Struct("!I")
@@ -279,6 +277,10 @@ class Shim:
     ``fileno()`` is readable, so no caller waits for a process to start."""
 
     def __init__(self, log_path: str | os.PathLike[str] | None = None) -> None:
+        # Imported here: the warm pool's zygote imports this module (see runtime/warm.py).
+        import subprocess
+        import threading
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         try:

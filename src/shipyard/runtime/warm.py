@@ -60,23 +60,35 @@ import contextlib
 import functools
 import hashlib
 import json
-import logging
 import os
 import resource
 import select
 import shutil
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.runtime.shim import make_dir, open_log
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+# logging, subprocess and threading are imported where they are used, not here: the zygote
+# imports this module, and every container is a fork of it. Their at-fork hooks (threading's
+# and logging's, and random's reseed: the artifact store's tempfile brought it) ran in each
+# child: a pipeline step copied ~600 of the zygote's pages instead of ~500, and the zygote
+# was 2 MB larger. A container that imports them has them, and the zygote then learns them
+# (see _learnable) if they are of the standard library.
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 WARM_ANNOTATION = "shipyard.dev/warm"
 ISOLATION_ANNOTATION = "shipyard.dev/isolation"
@@ -185,6 +197,8 @@ class _Zygote:
         listener.bind(self.address)
         listener.listen(512)
         logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        import subprocess
+
         try:
             self.proc = subprocess.Popen(
                 [
@@ -217,6 +231,8 @@ class _Zygote:
                 self.proc.stdin.close()
 
     def stop(self) -> None:
+        import subprocess
+
         self.retire()
         try:
             self.proc.wait(timeout=5)
@@ -231,6 +247,8 @@ class WarmPool:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
+        import threading
+
         self._lock = threading.Lock()
         self._zygotes: dict[tuple[str, ...], _Zygote] = {}
         self._broken: dict[tuple[str, ...], int] = {}
@@ -278,7 +296,7 @@ class WarmPool:
             if fd is not None:
                 return fd
             self.failed(mods, zygote)  # gone: start a fresh one, once
-        log.warning("warm pool for %s is unavailable; falling back to a normal spawn", mods)
+        _log().warning("warm pool for %s is unavailable; falling back to a normal spawn", mods)
         return None
 
     def started(self, mods: tuple[str, ...], fd: int) -> tuple[int, int] | None:
@@ -853,8 +871,9 @@ def _join_threads() -> None:
     that are not daemons (and run the hooks of ``threading._register_atexit``, such as
     concurrent.futures' waiting for submitted work). The child's os._exit would otherwise
     cut them off."""
-    import threading
-
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return  # never imported: no thread was started through it, and no hook registered
     shutdown = getattr(threading, "_shutdown", None)
     if shutdown is None:
         return
@@ -1102,7 +1121,7 @@ class _Server:
                     _child(conn, exit_path, body, self.mains, theirs)
                 theirs.close()
         except Exception:
-            log.exception("warm zygote: request failed")
+            _log().exception("warm zygote: request failed")
             conn.close()
             return
         box = _Box(pid, os.pidfd_open(pid), conn, exit_path, report, ready)
@@ -1243,7 +1262,7 @@ class _Server:
                     warnings.simplefilter("ignore")
                     importlib.import_module(name)
             except BaseException:  # whatever it raised: it is just not preloaded
-                log.debug("warm zygote: cannot preload %s", name, exc_info=True)
+                _log().debug("warm zygote: cannot preload %s", name, exc_info=True)
                 continue
             added = True
         if not added:
@@ -1297,7 +1316,7 @@ class _Server:
             get_code = getattr(spec.loader, "get_code", None)
             code = get_code(name) if get_code is not None else None
         except Exception:
-            log.debug("warm zygote: cannot compile %s", name, exc_info=True)
+            _log().debug("warm zygote: cannot compile %s", name, exc_info=True)
             return False
         if code is None:
             return False
@@ -1332,7 +1351,7 @@ class _Spare:
             _loaded()
             pid = os.fork()
         except OSError:
-            log.exception("warm zygote: cannot fork a spare")
+            _log().exception("warm zygote: cannot fork a spare")
             if stocked is not None:
                 _Ready.remove(stocked)
             return None
