@@ -190,6 +190,8 @@ def warm_modules(pod: Obj) -> tuple[str, ...] | None:
 
 class _Zygote:
     def __init__(self, modules: tuple[str, ...], log_path: Path, ready: Path) -> None:
+        import subprocess  # not at the top: see _log
+
         self.modules = modules
         key = hashlib.sha256(",".join(modules).encode()).hexdigest()[:16]
         self.address = f"\0shipyard-warm-{os.getpid()}-{id(self):x}-{key}"
@@ -197,8 +199,6 @@ class _Zygote:
         listener.bind(self.address)
         listener.listen(512)
         logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        import subprocess
-
         try:
             self.proc = subprocess.Popen(
                 [
@@ -231,7 +231,7 @@ class _Zygote:
                 self.proc.stdin.close()
 
     def stop(self) -> None:
-        import subprocess
+        import subprocess  # not at the top: see _log
 
         self.retire()
         try:
@@ -246,9 +246,9 @@ class WarmPool:
     """Zygotes by preload set; :meth:`spawn` forks a container from the right one."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        import threading
+        import threading  # not at the top: see _log
 
+        self.run_dir = Path(run_dir)
         self._lock = threading.Lock()
         self._zygotes: dict[tuple[str, ...], _Zygote] = {}
         self._broken: dict[tuple[str, ...], int] = {}
@@ -656,7 +656,7 @@ def _prepare() -> frozenset[str]:
 
     The signals are set with ``_signal``, the C module under ``signal``: ``signal.signal``
     turns what it returns into an enum member, and that lookup's first use in a forked
-    process copied ~25 of the zygote's pages (of the ~680 a pipeline step copies)."""
+    process copied ~25 of the zygote's pages (a pipeline step copied ~680 then)."""
     import _signal
 
     os.setsid()
