@@ -43,7 +43,7 @@ def _namespace() -> Obj:
     """The globals a component's source runs in. A container forked from a warm zygote runs
     one task: it takes the ones the zygote built as they are. A copy would write to the
     reference count of each of their objects, copying the zygote's pages that hold them
-    into the container (10 of the ~680 pages a pipeline step copies). A later task in the
+    into the container (~10 pages of the ~680 a pipeline step copied then). A later task in the
     same process, or the module run as __main__, gets new ones."""
     global _PRELOADED_NS
     ns, _PRELOADED_NS = _PRELOADED_NS, None
