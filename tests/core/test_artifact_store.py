@@ -96,10 +96,15 @@ def test_temporaries_get_new_names_even_when_the_clock_repeats(
 
 def test_the_store_does_not_load_random_which_reseeds_every_forked_process() -> None:
     # The warm pool's zygote preloads the store (with the pipeline executor): tempfile's
-    # random would register its at-fork hook there, to run in every container forked.
+    # random would register its at-fork hook there, to run in every container forked, and
+    # shutil loads bz2 and lzma, whose mappings every fork copies.
     import subprocess
     import sys
 
-    code = "import sys, shipyard.core.artifacts\nassert 'random' not in sys.modules\n"
+    code = (
+        "import sys, shipyard.core.artifacts\n"
+        "assert 'random' not in sys.modules\n"
+        "assert 'shutil' not in sys.modules\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -250,6 +249,8 @@ class ArtifactStore:
         p = self.root / key
         if p.is_dir() and not p.is_symlink():
             # Move aside first so a reader never sees a half-deleted folder under its digest.
+            import shutil  # see _new_temp
+
             aside = _new_temp(p.parent, ".tmp-del-", folder=True)
             os.rename(p, aside / "x")
             shutil.rmtree(aside, ignore_errors=True)
@@ -310,6 +311,8 @@ class ArtifactStore:
             if not dest.exists():
 
                 def copy(fh: IO[bytes]) -> None:
+                    import shutil  # see _new_temp
+
                     with open(src, "rb") as inp:
                         shutil.copyfileobj(inp, fh, _CHUNK)
 
@@ -334,6 +337,8 @@ class ArtifactStore:
         else:
             dest = self.root / key
             if not dest.exists():
+                import shutil  # see _new_temp
+
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 tmp = _new_temp(dest.parent, ".tmp-", folder=True)
                 try:
@@ -372,7 +377,8 @@ def _new_temp(parent: Path, prefix: str, *, folder: bool = False) -> Path:
     writer uses (the process id, the clock, a counter), as tempfile's mkstemp and mkdtemp
     make theirs. Not tempfile itself: it imports random, whose hook reseeds every forked
     process, and the warm pool's zygote would then import it from the first container
-    that stored an artifact, for all the containers after (see runtime/warm.py)."""
+    that stored an artifact, for all the containers after (see runtime/warm.py). shutil,
+    which loads bz2 and lzma, is imported where it is used for the same reason."""
     n = 0
     while True:
         path = parent / f"{prefix}{os.getpid()}-{time.monotonic_ns()}-{n}"
