@@ -166,12 +166,14 @@ def test_small_requests_go_in_the_pod_args_and_large_ones_in_a_file(
 
 def test_the_executor_loads_what_installs_packages_only_when_a_component_names_some() -> None:
     # A warm zygote preloads the executor and every task is a fork of it: importlib.metadata
-    # (with email, zipfile, csv, ...) made the zygote a sixth larger, and subprocess brings
-    # threading, whose at-fork hook runs in every fork.
+    # (with email, zipfile, csv, ...) made the zygote a sixth larger, subprocess brings
+    # threading, whose at-fork hook runs in every fork, and uuid (for the DSL's placeholders)
+    # a C extension and platform.
     code = (
         "import sys, shipyard.pipelines.executor_main\n"
         "assert 'importlib.metadata' not in sys.modules, 'loaded at import'\n"
         "assert 'subprocess' not in sys.modules, 'loaded at import'\n"
+        "assert 'uuid' not in sys.modules, 'loaded at import'\n"
     )
     import subprocess
 

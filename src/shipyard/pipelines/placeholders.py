@@ -8,7 +8,6 @@ one written with ``shipyard.dsl`` get the same values.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 PIPELINE_JOB_NAME_PLACEHOLDER = "{{$.pipeline_job_name}}"
@@ -43,6 +42,10 @@ def substitute(value: Any, run: dict[str, Any], task: str, root: str) -> Any:
 
 
 def _values(run: dict[str, Any], task: str, root: str) -> dict[str, str]:
+    # Here, not at the top: the pipeline executor's warm zygote holds this module (with the
+    # DSL), and uuid loads platform and a C extension into every fork of it (runtime/warm.py).
+    import uuid
+
     md = run["metadata"]
     created = str(md.get("creationTimestamp") or "")
     return {
