@@ -183,12 +183,13 @@ def test_a_program_ends_after_its_threads_as_in_python(rt: LocalRuntime) -> None
 
 def test_a_pipeline_steps_zygote_has_no_module_with_an_at_fork_hook(rt: LocalRuntime) -> None:
     """threading, random and logging register hooks that run in every forked child (and
-    subprocess and tempfile bring them in): the pipeline executor's zygote does not import
-    them, so a step's fork does not pay for them. A container that needs them imports
-    them (the program above shows its threads are still waited for)."""
+    subprocess and tempfile bring them in); shutil and uuid load extensions and libraries
+    (bz2, lzma, _uuid) whose mappings every fork copies: the pipeline executor's zygote
+    does not import them, so a step's fork does not pay for them. A container that needs
+    them imports them (the program above shows its threads are still waited for)."""
     code = (
         "import sys\n"
-        "mods = ('threading', 'logging', 'random', 'subprocess', 'tempfile')\n"
+        "mods = ('threading', 'logging', 'random', 'subprocess', 'tempfile', 'shutil', 'uuid')\n"
         "print(sorted(m for m in mods if m in sys.modules))\n"
     )
     pod = warm_pod(py(code), warm="shipyard.pipelines.dsl,shipyard.pipelines.executor_main")

@@ -25,7 +25,6 @@ import errno
 import marshal
 import os
 import selectors
-import shutil
 import signal
 import socket
 import struct
@@ -109,6 +108,8 @@ def which(cmd: str, path: str | None) -> str | None:
     hit = _found.get(key)
     if hit is not None and os.access(hit, os.X_OK):
         return hit
+    import shutil  # not at the top: the warm pool's zygote imports this module (warm.py)
+
     found = shutil.which(cmd, path=path)
     if found is None:
         _found.pop(key, None)

@@ -63,7 +63,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import socket
 import struct
 import sys
@@ -76,12 +75,14 @@ from shipyard.runtime.shim import make_dir, open_log
 if TYPE_CHECKING:
     import logging
 
-# logging, subprocess and threading are imported where they are used, not here: the zygote
-# imports this module, and every container is a fork of it. Their at-fork hooks (threading's
-# and logging's, and random's reseed: the artifact store's tempfile brought it) ran in each
-# child: a pipeline step copied ~600 of the zygote's pages instead of ~500, and the zygote
-# was 2 MB larger. A container that imports them has them, and the zygote then learns them
-# (see _learnable) if they are of the standard library.
+# logging, subprocess, threading and shutil are imported where they are used, not here: the
+# zygote imports this module, and every container is a fork of it. Their at-fork hooks
+# (threading's and logging's, and random's reseed: the artifact store's tempfile brought
+# it) ran in each child: a pipeline step copied ~600 of the zygote's pages instead of ~500,
+# and the zygote was 2 MB larger. shutil loads bz2 and lzma, and their libraries (with
+# uuid's, see pipelines/placeholders.py: 38 of the zygote's 141 mappings, a sixth of the
+# time of its every fork). A container that imports them has them, and the zygote then
+# learns them (see _learnable) if they are of the standard library.
 
 
 def _log() -> logging.Logger:
@@ -164,6 +165,8 @@ def _this_python(exe: str, path_env: str | None) -> bool:
     base = os.path.basename(exe)
     if not (base == "python" or base.startswith("python3")):
         return False
+    import shutil  # not at the top: see _log
+
     found = exe if os.sep in exe else shutil.which(exe, path=path_env)
     if found is None:
         return False
@@ -206,7 +209,7 @@ class _Zygote:
                     "-c",
                     _ZYGOTE_MAIN,
                     str(listener.fileno()),
-                    str(ready),
+                    _Ready.folder(str(ready)),
                     *modules,
                 ],
                 stdin=subprocess.PIPE,
@@ -487,8 +490,11 @@ class _Ready:
 
     @staticmethod
     def folder(path: str) -> str:
-        """Make the zygote's ready folder, empty (a zygote it replaces may have left some);
-        "" if it cannot: the containers then make their own entries."""
+        """Make a zygote's ready folder, empty (a zygote it replaces may have left some);
+        "" if it cannot: the containers then make their own entries. Called by the control
+        plane as it starts the zygote, which is given what it returns."""
+        import shutil  # not at the top: see _log
+
         shutil.rmtree(path, ignore_errors=True)
         try:
             os.makedirs(path, exist_ok=True)
@@ -1007,7 +1013,7 @@ def zygote_main(listen_fd: int, ready: str, modules: list[str]) -> None:
 
     global _ROOTS, _READY
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _READY = _Ready.folder(ready)
+    _READY = ready  # made (or "") by the control plane: see _Ready.folder
     # What every container runs (see _run): imported here once, not in each of them.
     import atexit  # noqa: F401
     import runpy  # noqa: F401
@@ -1055,6 +1061,8 @@ def zygote_main(listen_fd: int, ready: str, modules: list[str]) -> None:
             if not events and not server.stopping:
                 server.stock.make_one()
     if _READY:
+        import shutil  # forks no more
+
         shutil.rmtree(_READY, ignore_errors=True)
 
 
