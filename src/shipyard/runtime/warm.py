@@ -196,6 +196,7 @@ class _Zygote:
         import subprocess  # not at the top: see _log
 
         self.modules = modules
+        ready_dir = _Ready.folder(str(ready))  # "" if it cannot be made
         key = hashlib.sha256(",".join(modules).encode()).hexdigest()[:16]
         self.address = f"\0shipyard-warm-{os.getpid()}-{id(self):x}-{key}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -209,7 +210,7 @@ class _Zygote:
                     "-c",
                     _ZYGOTE_MAIN,
                     str(listener.fileno()),
-                    _Ready.folder(str(ready)),
+                    ready_dir,
                     *modules,
                 ],
                 stdin=subprocess.PIPE,
